@@ -1,0 +1,259 @@
+"""Convert trained Keras checkpoints to the ONNX models ichinfer runs, with their metadata.
+
+    python export/to_onnx.py                       # runs/*.keras -> models/, default settings
+    python export/to_onnx.py --classifier runs/densenet25d.keras --segmenter runs/densenet_unet.keras \
+        --seed-cnn runs/seed_cnn.keras --data data/phantoms-val --out models
+
+For each checkpoint (with the ``.json`` sidecar its training script wrote) this:
+1. converts it with tf2onnx (opset 17, dynamic batch, fixed height/width);
+2. writes the metadata the runtime reads (``ichinfer.*``: task, labels, input size, context,
+   slab, windows, thresholds, version, training data, validation figures);
+3. runs Keras and onnxruntime on sample inputs and fails above ``--tolerance`` (1e-4) max diff;
+4. with ``--data`` (a validation folder in the RSNA layout), quantizes to int8 (static QDQ,
+   per-channel) and keeps that variant only if validation AUC stays within 0.01 (Dice within
+   0.02) of float32, recording both figures;
+5. writes ``models/manifest.json`` with the sha256 of every file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from ichinfer import __version__  # noqa: E402
+from ichinfer.labels import LABELS  # noqa: E402
+from ichinfer.metrics import dice, roc_auc  # noqa: E402
+from ichinfer.models import MANIFEST, PREFIX, PREPROCESS_VERSION, sha256  # noqa: E402
+from ichinfer.preprocess import with_prior  # noqa: E402
+
+OPSET = 17
+NOT_CLINICAL = "Not for clinical use."
+
+
+def convert(model, out_path: Path) -> None:
+    import tensorflow as tf
+    import tf2onnx
+
+    inp = model.inputs[0]
+    _, h, w, c = inp.shape
+    signature = [tf.TensorSpec((None, h, w, c), tf.float32, name=inp.name)]
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(proto.SerializeToString())
+
+
+def set_metadata(path: Path, meta: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, value
+    model.producer_name = "ichinfer export/to_onnx.py"
+    model.doc_string = meta.get(PREFIX + "description", "")
+    onnx.save(model, str(path))
+
+
+def metadata(info: dict, *, name: str, precision: str = "fp32", extra: dict | None = None) -> dict:
+    task = info["task"]
+    meta = {
+        "task": task,
+        "name": name,
+        "architecture": info["arch"],
+        "version": __version__,
+        "preprocess": PREPROCESS_VERSION,
+        "precision": precision,
+        "input_size": json.dumps([info["image_size"], info["image_size"]]),
+        "input_units": "HU",
+        "input_layout": "NHWC: channels = slabs head side first, centre, foot side"
+        + (", then the 50-90 HU inside-skull prior" if task == "segment" else ""),
+        "context": json.dumps(info["context"]),
+        "slab_mm": json.dumps(info["slab_mm"]),
+        "prior": json.dumps(task == "segment"),
+        "windows": json.dumps(info["windows"]),
+        "thresholds": json.dumps(info["thresholds"]),
+        "training_data": info["training_data"],
+        "validation": json.dumps(info["validation"]),
+        "params": json.dumps(info["params"]),
+        "description": f"ichinfer {task} model {name}. {NOT_CLINICAL} Trained on: "
+        f"{info['training_data']}.",
+    }
+    if task == "classify":
+        meta["labels"] = json.dumps(list(LABELS))
+    meta.update(extra or {})
+    return {PREFIX + k: str(v) for k, v in meta.items()}
+
+
+def sample_inputs(model, n: int = 4, seed: int = 0) -> np.ndarray:
+    """HU-like inputs: air, soft tissue, bone, plus a prior channel when the model has one."""
+    _, h, w, c = model.inputs[0].shape
+    rng = np.random.default_rng(seed)
+    x = rng.choice([-1024.0, 30.0, 70.0, 1000.0], size=(n, h, w, c)).astype(np.float32)
+    x += rng.normal(0, 20, size=x.shape).astype(np.float32)
+    if model.name == "densenet_unet":
+        x[..., -1] = (rng.random((n, h, w)) < 0.1).astype(np.float32)
+    return x
+
+
+def parity(model, path: Path, tolerance: float) -> float:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = sample_inputs(model)
+    want = np.asarray(model(x, training=False))
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    diff = float(np.abs(want - got).max())
+    if diff > tolerance:
+        raise SystemExit(f"{path}: Keras and onnxruntime differ by {diff:.2e} > {tolerance:.0e}")
+    return diff
+
+
+# --- validation and quantization ------------------------------------------------------------
+
+
+def validation_batches(info: dict, data: Path, max_series: int | None):
+    """Validation inputs/targets from a data folder, built the way training built them."""
+    from training.data import load_rsna
+    from training.datasets import build_inputs, classifier_samples, segmenter_samples
+
+    series = load_rsna(data, image_size=info["image_size"], with_masks=info["task"] == "segment",
+                       max_series=max_series)
+    if info["task"] == "classify":
+        samples = classifier_samples(series)
+        x = build_inputs(series, samples, slab_mm=info["slab_mm"], context=info["context"])
+        y = np.stack([series[si].labels[i] for si, i in samples])
+    else:
+        samples = segmenter_samples(series)
+        x = build_inputs(series, samples, slab_mm=info["slab_mm"], context=info["context"])
+        x = with_prior(x, info["context"])
+        y = np.stack([series[si].masks[i] for si, i in samples])
+    return x, y
+
+
+def score(path: Path, task: str, x: np.ndarray, y: np.ndarray) -> dict:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    outs = [sess.run(None, {name: x[i : i + 16]})[0] for i in range(0, len(x), 16)]
+    pred = np.concatenate(outs)
+    if task == "classify":
+        aucs = {label: roc_auc(y[:, k], pred[:, k]) for k, label in enumerate(LABELS)}
+        return {"auc": aucs, "min_auc": float(np.nanmin(list(aucs.values())))}
+    masks = pred[..., 0] >= 0.5
+    return {"dice_pooled": dice(y > 0, masks)}
+
+
+def quantize(src: Path, dst: Path, calib: np.ndarray) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name: str):
+            self.items = iter([{name: calib[i : i + 8]} for i in range(0, len(calib), 8)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    import onnxruntime as ort
+
+    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    pre = dst.with_suffix(".pre.onnx")
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(dst), Reader(name), quant_format=QuantFormat.QDQ,
+                    per_channel=True, weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QUInt8)
+    pre.unlink(missing_ok=True)
+
+
+def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
+    import keras
+
+    import training.models  # noqa: F401 - registers the custom layers
+
+    info = json.loads(ckpt.with_suffix(".json").read_text())
+    name = info["arch"]
+    model = keras.models.load_model(ckpt, compile=False)
+    out = args.out / f"{name}.onnx"
+    t0 = time.time()
+    convert(model, out)
+    set_metadata(out, metadata(info, name=name))
+    diff = parity(model, out, args.tolerance)
+    entry = {"task": info["task"], "precision": "fp32", "parity_max_abs_diff": diff,
+             "validation": info["validation"], "params": info["params"]}
+    print(f"{out}: converted in {time.time() - t0:.1f} s, max |Keras - ORT| = {diff:.2e}")
+    if args.data is not None and not args.no_quantize:
+        x, y = validation_batches(info, args.data, args.max_series)
+        fp32 = score(out, info["task"], x, y)
+        qpath = args.out / f"{name}.int8.onnx"
+        quantize(out, qpath, x[: args.calibration])
+        set_metadata(qpath, metadata(info, name=name, precision="int8",
+                                     extra={"quantized_from": out.name}))
+        int8 = score(qpath, info["task"], x, y)
+        if info["task"] == "classify":
+            keep = int8["min_auc"] >= fp32["min_auc"] - 0.01 and all(
+                int8["auc"][k] >= fp32["auc"][k] - 0.01 for k in LABELS
+                if not np.isnan(fp32["auc"][k]))
+        else:
+            keep = int8["dice_pooled"] >= fp32["dice_pooled"] - 0.02
+        entry["quantization"] = {"fp32": fp32, "int8": int8, "kept": bool(keep),
+                                 "validation_slices": int(len(x))}
+        print(f"{qpath}: fp32 {fp32} int8 {int8} -> {'kept' if keep else 'dropped'}")
+        if keep:
+            entry["variants"] = {"int8": qpath.name}
+            manifest["models"][qpath.name] = {"task": info["task"], "precision": "int8",
+                                              "variant_of": out.name}
+        else:
+            qpath.unlink()
+    manifest["models"][out.name] = entry
+    if default:
+        manifest["defaults"][info["task"]] = out.name
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--classifier", type=Path, default=ROOT / "runs" / "densenet25d.keras")
+    p.add_argument("--segmenter", type=Path, default=ROOT / "runs" / "densenet_unet.keras")
+    p.add_argument("--seed-cnn", type=Path, default=ROOT / "runs" / "seed_cnn.keras")
+    p.add_argument("--out", type=Path, default=ROOT / "models")
+    p.add_argument("--data", type=Path, default=None, help="validation data for quantization")
+    p.add_argument("--max-series", type=int, default=None)
+    p.add_argument("--calibration", type=int, default=256, help="calibration slices")
+    p.add_argument("--no-quantize", action="store_true")
+    p.add_argument("--tolerance", type=float, default=1e-4)
+    args = p.parse_args(argv)
+
+    manifest = {"format": 1, "ichinfer": __version__, "opset": OPSET, "models": {},
+                "defaults": {}}
+    jobs = [(args.classifier, True), (args.segmenter, True), (args.seed_cnn, False)]
+    found = [(c, d) for c, d in jobs if c.exists()]
+    if not found:
+        raise SystemExit(f"no checkpoints found: {[str(c) for c, _ in jobs]}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for ckpt, default in found:
+        export_one(ckpt, args, manifest, default=default)
+    for fname, entry in manifest["models"].items():
+        path = args.out / fname
+        entry["sha256"] = sha256(path)
+        entry["bytes"] = path.stat().st_size
+    (args.out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {args.out / MANIFEST}: {sorted(manifest['models'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

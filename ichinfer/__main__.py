@@ -1,0 +1,3 @@
+from ichinfer.cli import run
+
+run()

@@ -1,0 +1,157 @@
+"""Slice and series classification: six ICH probabilities per slice, a verdict per series."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from ichinfer import models, runtime
+from ichinfer.errors import IchInferError, InvalidInputError
+from ichinfer.labels import LABELS
+from ichinfer.pipeline import (
+    PathInput,
+    PreparedSeries,
+    failures_of,
+    run_batched,
+    scan_inputs,
+    series_failure,
+)
+from ichinfer.preprocess import nearest_sampled, sample_indices
+from ichinfer.results import ClassificationResult, Failure, SeriesResult, SliceResult
+
+Thresholds = Mapping[str, float] | str | os.PathLike | None
+
+
+def load_thresholds(source: Thresholds, defaults: Mapping[str, float]) -> dict[str, float]:
+    """Thresholds per label: the model's defaults, overridden by a mapping or a JSON file
+    (``{"any": 0.3, ...}`` or ``{"thresholds": {...}}`` as ``ichinfer calibrate`` writes)."""
+    out = {label: float(defaults[label]) for label in LABELS}
+    if source is None:
+        return out
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            data = json.loads(Path(source).read_text())
+        except (OSError, ValueError) as err:
+            raise InvalidInputError(f"cannot read thresholds: {err}", path=str(source)) from err
+        source = data.get("thresholds", data)
+    unknown = set(source) - set(LABELS)
+    if unknown:
+        raise InvalidInputError(f"unknown labels in thresholds: {sorted(unknown)}")
+    out.update({k: float(v) for k, v in source.items()})
+    return out
+
+
+class Classifier:
+    """Holds a classification session for repeated calls.
+
+    >>> clf = Classifier(device="cpu", threads=2)      # doctest: +SKIP
+    >>> result = clf.classify("study_folder/")          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        model_dir: str | os.PathLike | None = None,
+        variant: str | None = None,
+        device: str | None = None,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+        batch_size: int = 16,
+        thresholds: Thresholds = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        path = models.locate("classify", model=model, model_dir_override=model_dir, variant=variant)
+        self.session = runtime.get_session(path, device=device, providers=providers,
+                                           threads=threads)
+        self.spec = self.session.spec
+        if self.spec.task != "classify":
+            raise InvalidInputError(f"{path}: a {self.spec.task} model, not a classifier")
+        self.batch_size = batch_size
+        self.thresholds = load_thresholds(thresholds, self.spec.thresholds)
+
+    def classify_series(self, prepared: PreparedSeries) -> SeriesResult:
+        """Classify one series (decoded onto the model grid if not done yet)."""
+        series = prepared.series
+        loc = prepared.locations_mm
+        sampled = sample_indices(loc, self.spec.slab_mm)
+        probs = run_batched(self.session, prepared, sampled, batch_size=self.batch_size)
+        nearest = nearest_sampled(loc, sampled)
+        slices = []
+        for i, info in enumerate(series.slices):
+            row = probs[nearest[i]]
+            slices.append(
+                SliceResult(
+                    index=i,
+                    path=info.path,
+                    frame=info.frame,
+                    sop_instance_uid=info.sop_instance_uid,
+                    location_mm=float(loc[i]),
+                    probabilities={label: float(row[k]) for k, label in enumerate(LABELS)},
+                    source_index=int(sampled[nearest[i]]),
+                )
+            )
+        return SeriesResult(
+            study_uid=series.study_uid,
+            series_uid=series.series_uid,
+            spacing_mm=series.spacing_mm,
+            slices=slices,
+            thresholds=dict(self.thresholds),
+            warnings=list(series.warnings),
+            n_inferences=int(len(sampled)),
+        )
+
+    def iter_series(
+        self, path: PathInput, *, on_error: str = "raise", failures: list[Failure] | None = None
+    ) -> Iterator[SeriesResult]:
+        """Yield a :class:`SeriesResult` per series found under ``path``.
+
+        With ``on_error="collect"`` unreadable files and series that fail are appended to
+        ``failures`` (when given) and the rest goes on.
+        """
+        scan = scan_inputs(path, on_error=on_error)
+        if failures is not None:
+            failures.extend(failures_of(scan.failures))
+        yield from self._iter(scan.series, on_error, failures)
+
+    def _iter(self, series_list, on_error: str, failures: list[Failure] | None):
+        for series in series_list:
+            try:
+                yield self.classify_series(PreparedSeries(series))
+            except IchInferError as err:
+                if on_error == "raise":
+                    raise
+                if failures is not None:
+                    failures.append(series_failure(series, err))
+
+    def classify(self, path: PathInput, *, on_error: str = "raise") -> ClassificationResult:
+        """Classify a file, a folder (any depth) or a list of paths."""
+        scan = scan_inputs(path, on_error=on_error)
+        failures = failures_of(scan.failures)
+        results = list(self._iter(scan.series, on_error, failures))
+        return ClassificationResult(series=results, failures=failures,
+                                    skipped=failures_of(scan.skipped), model=self.spec.describe())
+
+
+def classify(
+    path: PathInput,
+    *,
+    model: str | os.PathLike | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    batch_size: int = 16,
+    thresholds: Thresholds = None,
+    on_error: str = "raise",
+) -> ClassificationResult:
+    """Six ICH probabilities per slice and a verdict per series, for a file, folder or list.
+
+    Sessions are cached, so repeated calls do not reload the model.
+    """
+    clf = Classifier(model, device=device, threads=threads, batch_size=batch_size,
+                     thresholds=thresholds)
+    return clf.classify(path, on_error=on_error)
+
+

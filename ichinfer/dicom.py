@@ -1,0 +1,1073 @@
+"""Read head-CT DICOM files into Hounsfield units and ordered series.
+
+The only module of ichinfer that imports pydicom. Headers are read with
+``stop_before_pixels=True`` (fast); pixels are decoded only by :func:`read_hu` /
+:meth:`Series.load_hu`. NIfTI files found by :func:`scan` are handed to :mod:`ichinfer.nifti`.
+
+Conventions every caller can rely on:
+
+* HU arrays are float32 ``(rows, columns)``, padding and anything below -1024 set to -1024 (air),
+  the top clipped at 3071.
+* A :class:`Series` lists its slices head -> foot (superior first); ``location_mm`` is the
+  (0020,0032) Image Position (Patient) projected on the slice normal
+  n = row cosines x column cosines of (0020,0037) Image Orientation (Patient).
+* Messages name files, slice indices and UIDs, never a patient identifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import struct
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_modality_lut, get_decoder
+from pydicom.pixels import pixel_array as _decode_pixels
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+
+from ichinfer.errors import (
+    IchInferError,
+    InvalidInputError,
+    NotAnImageError,
+    NotDicomError,
+    SeriesOrderError,
+    UnsupportedTransferSyntaxError,
+)
+from ichinfer.preprocess import AIR_HU, MAX_HU, clean_hu
+
+__all__ = [
+    "HU_AIR",
+    "HU_MAX",
+    "InputFailure",
+    "ScanResult",
+    "Series",
+    "SliceInfo",
+    "clean_hu",
+    "is_wrapped_12bit",
+    "order_slices",
+    "read_hu",
+    "read_series",
+    "scan",
+    "slice_normal",
+    "stored_to_hu",
+]
+
+logger = logging.getLogger(__name__)
+
+HU_AIR = AIR_HU
+"""Air; also the value given to padding and to anything rescaled below it."""
+HU_MAX = MAX_HU
+"""Top of the 12-bit CT range; brighter values (metal) are clipped here."""
+SAME_POSITION_MM = 0.01
+"""Two different images closer than this along the normal are duplicates."""
+GAP_FACTOR = 1.5
+"""A step larger than this times the median step is reported as a gap."""
+ORIENTATION_TOLERANCE = 1e-3
+"""Largest per-cosine difference for two (0020,0037) values to count as the same orientation."""
+
+CT_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
+        "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT Image Storage
+        "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy Converted Enhanced CT Image Storage
+    }
+)
+_NON_IMAGE_SOP_PREFIXES = (
+    "1.2.840.10008.5.1.4.1.1.88.",  # structured reports, radiation dose SR, key objects
+    "1.2.840.10008.5.1.4.1.1.11.",  # presentation states
+    "1.2.840.10008.5.1.4.1.1.104.",  # encapsulated PDF / CDA / STL
+    "1.2.840.10008.5.1.4.1.1.66",  # raw data, registration, segmentation, surfaces
+    "1.2.840.10008.5.1.4.1.1.481.",  # radiotherapy objects
+    "1.2.840.10008.5.1.4.1.1.9.",  # waveforms
+    "1.2.840.10008.5.1.4.1.1.7",  # secondary capture: screenshots, dose sheets
+    "1.2.840.10008.1.3.10",  # DICOMDIR (Media Storage Directory)
+)
+_NON_IMAGE_MODALITIES = frozenset(
+    {"SR", "PR", "KO", "DOC", "REG", "SEG", "RTSTRUCT", "RTPLAN", "RTRECORD", "FID", "PLAN"}
+)
+_LOCALIZER_TYPES = frozenset({"LOCALIZER", "SCOUT", "TOPOGRAM"})
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
+_LONG_LENGTH_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+"""Files named like this that are not DICOM are failures, not skipped."""
+
+
+# --------------------------------------------------------------------------------------------
+# Public data classes
+
+
+@dataclass(frozen=True)
+class SliceInfo:
+    """Header-only description of one 2-D image (a file, or a frame of a multi-frame file)."""
+
+    path: str
+    frame: int | None
+    sop_instance_uid: str
+    instance_number: int | None
+    position_mm: tuple[float, float, float] | None
+    pixel_spacing_mm: tuple[float, float]
+    rows: int
+    columns: int
+    slice_thickness_mm: float | None
+    location_mm: float = 0.0
+
+
+@dataclass
+class Series:
+    """One series: its slices ordered head -> foot, geometry, and what was odd about it."""
+
+    study_uid: str
+    series_uid: str
+    slices: list[SliceInfo]
+    orientation: tuple[float, ...] | None
+    spacing_mm: float | None
+    warnings: list[str] = field(default_factory=list)
+    source: str = "dicom"
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    @property
+    def locations_mm(self) -> np.ndarray:
+        """``location_mm`` of every slice, float64, in slice order."""
+        return np.array([s.location_mm for s in self.slices], dtype=np.float64)
+
+    def load_hu(self, index: int) -> np.ndarray:
+        """Decode slice ``index`` (in series order) to float32 HU ``(rows, columns)``."""
+        info = self.slices[index]
+        if self.source == "nifti":
+            from ichinfer import nifti
+
+            return nifti.load_slice_hu(info.path, _frame_of(info))
+        return read_hu(info.path, frame=info.frame)
+
+    def iter_hu(self) -> Iterator[np.ndarray]:
+        """Yield the HU image of every slice in series order.
+
+        A NIfTI volume is read once; a multi-frame DICOM file is parsed once per run of its
+        frames, not once per frame.
+        """
+        if self.source == "nifti":
+            from ichinfer import nifti
+
+            if self.slices:
+                frames = [_frame_of(s) for s in self.slices]
+                yield from nifti.iter_slices_hu(self.slices[0].path, frames)
+            return
+        cached: tuple[str, Dataset] | None = None
+        for info in self.slices:
+            if info.frame is None:
+                yield read_hu(info.path)
+                continue
+            with _pydicom_warnings(info.path):
+                if cached is None or cached[0] != info.path:
+                    cached = (info.path, _read_image_dataset(info.path))
+                hu = _hu_from_dataset(cached[1], info.path, info.frame)
+            yield hu
+
+
+@dataclass
+class InputFailure:
+    """A file (or series) that could not be used, or was skipped, and why."""
+
+    path: str
+    reason: str
+    kind: str
+
+
+@dataclass
+class ScanResult:
+    """What :func:`scan` found: usable series, failures, and files skipped with a note."""
+
+    series: list[Series]
+    failures: list[InputFailure] = field(default_factory=list)
+    skipped: list[InputFailure] = field(default_factory=list)
+
+
+def _frame_of(info: SliceInfo) -> int:
+    if info.frame is None:
+        raise InvalidInputError("NIfTI slice without a frame index", path=info.path)
+    return info.frame
+
+
+@contextmanager
+def _pydicom_warnings(path: str) -> Iterator[None]:
+    """Turn pydicom's warnings (invalid UIDs, odd VRs) into debug log lines naming the file."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        logger.debug("%s: pydicom: %s", path, w.message)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure pixel functions
+
+
+def is_wrapped_12bit(bits_stored: int, pixel_representation: int, intercept: float) -> bool:
+    """Whether the RSNA 12-bit wrap quirk applies.
+
+    (0028,0101) Bits Stored 12, (0028,0103) Pixel Representation 0 (unsigned) and
+    (0028,1052) Rescale Intercept above -100: the scanner stored HU modulo 4096, so air
+    shows up near 3072 instead of 0.
+    """
+    return bits_stored == 12 and pixel_representation == 0 and intercept > -100
+
+
+def stored_to_hu(
+    stored: np.ndarray,
+    *,
+    slope: float = 1.0,
+    intercept: float = 0.0,
+    bits_stored: int = 16,
+    pixel_representation: int = 1,
+    padding: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Convert stored pixel values to cleaned float32 HU.
+
+    HU = stored * (0028,1053) Rescale Slope + (0028,1052) Rescale Intercept. Values in the
+    inclusive ``padding`` range ((0028,0120) Pixel Padding Value .. (0028,0121) Pixel Padding
+    Range Limit, stored units) become -1024; see :func:`clean_hu` for the clipping.
+    The RSNA 12-bit wrap (:func:`is_wrapped_12bit`) is undone first, as in the widely used
+    Kaggle fix: ``px += 1000; px[px >= 4096] -= 4096; intercept = -1000``.
+    """
+    px = np.asarray(stored)
+    if px.dtype.kind == "f" and not np.isfinite(px).all():
+        raise ValueError("pixel data holds NaN or infinite values")
+    pad_mask = None
+    if padding is not None:
+        low, high = sorted(padding)
+        pad_mask = (px >= low) & (px <= high)
+    if is_wrapped_12bit(bits_stored, pixel_representation, intercept):
+        px = px.astype(np.int32) + 1000
+        px[px >= 4096] -= 4096
+        intercept = -1000.0
+    hu = px.astype(np.float64) * slope + intercept
+    if pad_mask is not None:
+        hu[pad_mask] = HU_AIR
+    return clean_hu(hu)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading single values robustly
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    """The element ``keyword`` of ``ds`` as text, tolerant of malformed values."""
+    if keyword not in ds:
+        return None
+    try:
+        value: Any = ds[keyword].value
+    except Exception:  # noqa: BLE001 - malformed value: fall back to the raw bytes
+        tag = pydicom.datadict.tag_for_keyword(keyword)
+        raw = ds.get_item(tag) if tag is not None else None
+        value = getattr(raw, "value", None)
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("latin-1", errors="replace")
+    if isinstance(value, str | int | float):
+        return str(value)
+    if isinstance(value, Iterable):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _floats(ds: Dataset, keyword: str) -> list[float]:
+    """Every number in a (possibly multi-valued, oddly formatted) element; [] when absent."""
+    text = _text(ds, keyword)
+    if not text:
+        return []
+    values = [float(m) for m in _NUMBER.findall(text.replace(",", "."))]
+    return [v for v in values if math.isfinite(v)]
+
+
+def _float(ds: Dataset, keyword: str) -> float | None:
+    """The first number of an element, or None."""
+    values = _floats(ds, keyword)
+    return values[0] if values else None
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    value = _float(ds, keyword)
+    return None if value is None else int(round(value))
+
+
+def _strings(ds: Dataset, keyword: str) -> list[str]:
+    text = _text(ds, keyword)
+    return [t.strip().upper() for t in text.split("\\")] if text else []
+
+
+def _uid(ds: Dataset, keyword: str) -> str:
+    text = _text(ds, keyword)
+    return text.strip().strip("\x00").strip() if text else ""
+
+
+def _vector(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
+    if ds is None:
+        return None
+    values = _floats(ds, keyword)
+    return tuple(values) if len(values) == n else None
+
+
+# --------------------------------------------------------------------------------------------
+# Reading files
+
+
+def _looks_like_raw_dataset(head: bytes) -> bool:
+    """Whether a file without the "DICM" preamble may still start with a DICOM data set."""
+    if len(head) < 8:
+        return False
+    group_le = struct.unpack("<H", head[:2])[0]
+    group_be = struct.unpack(">H", head[:2])[0]
+    return 0x0002 <= group_le <= 0x0010 or group_be == 0x0008
+
+
+def _read_dataset(path: str, *, stop_before_pixels: bool) -> tuple[Dataset, bool | None]:
+    """Read ``path``; return the data set and whether (7FE0,0010) Pixel Data follows it.
+
+    The second value is None when it could not be checked (deflated files) and is always
+    True for a full read that found pixel data.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fp:
+            head = fp.read(132)
+            fp.seek(0)
+            preamble = head[128:132] == b"DICM"
+            if not preamble and not _looks_like_raw_dataset(head):
+                raise NotDicomError("not a DICOM file (no 'DICM' preamble)", path=path)
+            ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=True)
+            if stop_before_pixels:
+                has_pixels = _pixel_element_follows(fp, ds, size, path)
+            else:
+                has_pixels = any(k in ds for k in _PIXEL_KEYWORDS)
+    except IchInferError:
+        raise
+    except OSError as err:
+        raise InvalidInputError(f"cannot read file: {err.strerror or err}", path=path) from err
+    except Exception as err:  # noqa: BLE001 - any pydicom parse failure means a corrupt file
+        raise InvalidInputError(
+            f"unreadable or truncated DICOM: {type(err).__name__}: {err}", path=path
+        ) from err
+    if len(ds) == 0:
+        raise InvalidInputError("empty or truncated DICOM data set", path=path)
+    if not preamble and not any(k in ds for k in ("SOPClassUID", "Modality", "Rows")):
+        raise NotDicomError("not a DICOM file (no recognisable data set)", path=path)
+    _ensure_transfer_syntax(ds)
+    return ds, has_pixels
+
+
+def _ensure_transfer_syntax(ds: Dataset) -> None:
+    """Give a raw data set (no file meta) the (0002,0010) Transfer Syntax it was read with."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = ds.original_encoding
+    if implicit is None:
+        return
+    if meta is None:
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    elif little:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    else:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRBigEndian
+
+
+def _pixel_element_follows(fp: Any, ds: Dataset, size: int, path: str) -> bool | None:
+    """After a ``stop_before_pixels`` read: is the next element Pixel Data, and is it whole?"""
+    if _transfer_syntax(ds) == DeflatedExplicitVRLittleEndian:
+        return None
+    start = fp.tell()
+    header = fp.read(12)
+    if len(header) < 8:
+        return False
+    implicit, little = ds.original_encoding
+    endian = "<" if little in (True, None) else ">"
+    group, element = struct.unpack(endian + "HH", header[:4])
+    if (group, element) not in _PIXEL_TAGS:
+        return False
+    if implicit:
+        length, value_start = struct.unpack(endian + "I", header[4:8])[0], start + 8
+    elif header[4:6] in _LONG_LENGTH_VRS and len(header) >= 12:
+        length, value_start = struct.unpack(endian + "I", header[8:12])[0], start + 12
+    else:
+        length, value_start = struct.unpack(endian + "H", header[6:8])[0], start + 8
+    if length != 0xFFFFFFFF and value_start + length > size:
+        raise InvalidInputError(
+            f"truncated: (7FE0,0010) Pixel Data declares {length} bytes, "
+            f"the file holds {max(size - value_start, 0)}",
+            path=path,
+        )
+    return True
+
+
+def _transfer_syntax(ds: Dataset) -> UID | None:
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        return None
+    return UID(str(meta.TransferSyntaxUID).strip().strip("\x00"))
+
+
+def _check_decoder(ds: Dataset, path: str) -> None:
+    """Raise UnsupportedTransferSyntaxError when no installed plugin decodes the pixel data."""
+    ts = _transfer_syntax(ds)
+    if ts is None:
+        raise InvalidInputError("no (0002,0010) Transfer Syntax UID", path=path)
+    name = f"{ts.name} ({ts})" if ts.name != str(ts) else str(ts)
+    try:
+        decoder = get_decoder(ts)
+    except NotImplementedError as err:
+        raise UnsupportedTransferSyntaxError(
+            f"transfer syntax {name} is not supported: no decoder exists", path=path
+        ) from err
+    if not decoder.is_available:
+        missing = "; ".join(decoder.missing_dependencies)
+        raise UnsupportedTransferSyntaxError(
+            f"transfer syntax {name} needs a decoder plugin that is not installed ({missing})",
+            path=path,
+        )
+
+
+def _number_of_frames(ds: Dataset) -> int:
+    return max(_int(ds, "NumberOfFrames") or 1, 1)
+
+
+def _is_enhanced(ds: Dataset) -> bool:
+    return "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+
+
+def _is_multiframe(ds: Dataset) -> bool:
+    return _is_enhanced(ds) or _number_of_frames(ds) > 1
+
+
+def _sop_class(ds: Dataset) -> str:
+    uid = _uid(ds, "SOPClassUID")
+    if not uid and getattr(ds, "file_meta", None) is not None:
+        uid = _uid(ds.file_meta, "MediaStorageSOPClassUID")
+    return uid
+
+
+def _check_image(ds: Dataset, path: str, has_pixels: bool | None) -> None:
+    """Raise unless ``ds`` holds a greyscale CT image (localisers pass; see _is_localizer)."""
+    sop = _sop_class(ds)
+    modality = (_text(ds, "Modality") or "").strip().upper()
+    if sop.startswith(_NON_IMAGE_SOP_PREFIXES) or modality in _NON_IMAGE_MODALITIES:
+        label = UID(sop).name if sop else f"modality {modality}"
+        raise NotAnImageError(f"not a CT image: {label} (SOP class {sop or 'absent'})", path=path)
+    if modality and modality != "CT":
+        raise InvalidInputError(f"modality {modality}, not CT", path=path)
+    if not modality and sop not in CT_SOP_CLASSES:
+        raise InvalidInputError(
+            f"no (0008,0060) Modality and SOP class {sop or 'absent'} is not a CT image class",
+            path=path,
+        )
+    if has_pixels is False:
+        raise InvalidInputError(
+            "no (7FE0,0010) Pixel Data element (no image, or the file is truncated)", path=path
+        )
+    samples = _int(ds, "SamplesPerPixel") or 1
+    photometric = (_text(ds, "PhotometricInterpretation") or "MONOCHROME2").strip().upper()
+    if samples != 1 or not photometric.startswith("MONOCHROME"):
+        raise InvalidInputError(
+            f"colour image ((0028,0002) Samples per Pixel {samples}, {photometric}); "
+            "CT must be greyscale",
+            path=path,
+        )
+    if not _int(ds, "Rows") or not _int(ds, "Columns"):
+        raise InvalidInputError("no (0028,0010) Rows / (0028,0011) Columns", path=path)
+
+
+def _is_localizer(ds: Dataset) -> bool:
+    """(0008,0008) Image Type contains LOCALIZER (or SCOUT / TOPOGRAM)."""
+    return bool(_LOCALIZER_TYPES.intersection(_strings(ds, "ImageType")))
+
+
+def _read_image_dataset(path: str) -> Dataset:
+    """Read a whole file (pixels included) that must hold a decodable CT image."""
+    ds, has_pixels = _read_dataset(path, stop_before_pixels=False)
+    _check_image(ds, path, has_pixels)
+    _check_decoder(ds, path)
+    return ds
+
+
+# --------------------------------------------------------------------------------------------
+# Per-frame attributes (classic single-frame and enhanced multi-frame)
+
+
+def _frame_groups(ds: Dataset, frame: int | None) -> list[Dataset]:
+    """Functional group items to search, most specific first, then ``ds`` itself."""
+    groups: list[Dataset] = []
+    if frame is not None:
+        per = ds.get("PerFrameFunctionalGroupsSequence")
+        if per is not None and frame < len(per):
+            groups.append(per[frame])
+        shared = ds.get("SharedFunctionalGroupsSequence")
+        if shared:
+            groups.append(shared[0])
+    return groups
+
+
+def _macro_item(groups: list[Dataset], sequence: str) -> Dataset | None:
+    """The first item of functional-group macro ``sequence`` (per-frame before shared)."""
+    for group in groups:
+        seq = group.get(sequence)
+        if seq:
+            return seq[0]
+    return None
+
+
+def _frame_vector(
+    ds: Dataset, groups: list[Dataset], sequence: str, keyword: str, n: int
+) -> tuple[float, ...] | None:
+    value = _vector(_macro_item(groups, sequence), keyword, n)
+    return value if value is not None else _vector(ds, keyword, n)
+
+
+def _frame_float(ds: Dataset, groups: list[Dataset], sequence: str, keyword: str) -> float | None:
+    item = _macro_item(groups, sequence)
+    value = _float(item, keyword) if item is not None else None
+    return value if value is not None else _float(ds, keyword)
+
+
+@dataclass(frozen=True)
+class _PixelParams:
+    slope: float
+    intercept: float
+    bits_stored: int
+    pixel_representation: int
+    padding: tuple[float, float] | None
+    use_modality_lut: bool
+    notes: tuple[str, ...]
+
+
+def _padding(ds: Dataset, bits_allocated: int, pixel_representation: int) -> tuple[float, float]:
+    """(0028,0120) Pixel Padding Value and (0028,0121) Range Limit in stored units."""
+
+    def as_stored(value: float) -> float:
+        if pixel_representation == 1 and value >= 2 ** (bits_allocated - 1):
+            return value - 2**bits_allocated  # a signed value written as US
+        if pixel_representation == 0 and value < 0:
+            return value + 2**bits_allocated
+        return value
+
+    value = as_stored(_float(ds, "PixelPaddingValue") or 0.0)
+    limit = _float(ds, "PixelPaddingRangeLimit")
+    return value, as_stored(limit) if limit is not None else value
+
+
+def _pixel_params(ds: Dataset, frame: int | None) -> _PixelParams:
+    """How stored values of ``frame`` become HU.
+
+    (0028,1053) Rescale Slope / (0028,1052) Rescale Intercept, per frame from the
+    Pixel Value Transformation Sequence for enhanced CT; 1 / 0 with a note when absent.
+    """
+    groups = _frame_groups(ds, frame)
+    slope = _frame_float(ds, groups, "PixelValueTransformationSequence", "RescaleSlope")
+    intercept = _frame_float(ds, groups, "PixelValueTransformationSequence", "RescaleIntercept")
+    notes: list[str] = []
+    use_lut = False
+    if slope is None or intercept is None:
+        if slope is None and intercept is None and "ModalityLUTSequence" in ds:
+            use_lut = True
+            notes.append("HU from the (0028,3000) Modality LUT Sequence")
+        else:
+            notes.append("(0028,1053) Rescale Slope / (0028,1052) Intercept absent: assumed 1 / 0")
+    slope = 1.0 if slope is None or slope == 0 else slope
+    intercept = 0.0 if intercept is None else intercept
+    bits_allocated = _int(ds, "BitsAllocated") or 16
+    bits_stored = _int(ds, "BitsStored") or bits_allocated
+    representation = _int(ds, "PixelRepresentation") or 0
+    if not use_lut and is_wrapped_12bit(bits_stored, representation, intercept):
+        notes.append("12-bit pixel values wrapped modulo 4096 (RSNA quirk): unwrapped")
+    padding = None
+    if "PixelPaddingValue" in ds:
+        padding = _padding(ds, bits_allocated, representation)
+    return _PixelParams(
+        slope, intercept, bits_stored, representation, padding, use_lut, tuple(notes)
+    )
+
+
+def _hu_from_dataset(ds: Dataset, path: str, frame: int | None) -> np.ndarray:
+    """Decode one frame of a fully read data set and convert it to HU."""
+    frames = _number_of_frames(ds)
+    multiframe = _is_multiframe(ds)
+    if frame is None and multiframe and frames > 1:
+        raise InvalidInputError(f"multi-frame file with {frames} frames: give a frame", path=path)
+    if frame is not None and not 0 <= frame < frames:
+        raise InvalidInputError(f"frame {frame} out of range (0..{frames - 1})", path=path)
+    index = (frame or 0) if multiframe else None
+    try:
+        stored = _decode_pixels(ds, index=index)
+    except Exception as err:  # noqa: BLE001 - decoder errors come in many types
+        raise InvalidInputError(
+            f"cannot decode pixel data ({_transfer_syntax(ds)}): {type(err).__name__}: {err}",
+            path=path,
+        ) from err
+    if stored.ndim != 2:
+        raise InvalidInputError(f"decoded pixel array has shape {stored.shape}", path=path)
+    params = _pixel_params(ds, index)
+    slope, intercept = params.slope, params.intercept
+    if params.use_modality_lut:
+        stored = apply_modality_lut(stored, ds)
+        slope, intercept = 1.0, 0.0
+    try:
+        return stored_to_hu(
+            stored,
+            slope=slope,
+            intercept=intercept,
+            bits_stored=params.bits_stored,
+            pixel_representation=params.pixel_representation,
+            padding=params.padding,
+        )
+    except ValueError as err:
+        raise InvalidInputError(str(err), path=path) from err
+
+
+def read_hu(path: str | os.PathLike[str], *, frame: int | None = None) -> np.ndarray:
+    """Read one CT image (or ``frame`` of a multi-frame file) as float32 HU ``(rows, columns)``.
+
+    Raises :class:`InvalidInputError` (or a subclass) naming the file and the reason.
+    """
+    name = os.fspath(path)
+    with _pydicom_warnings(name):
+        return _hu_from_dataset(_read_image_dataset(name), name, frame)
+
+
+# --------------------------------------------------------------------------------------------
+# Headers -> slice records
+
+
+@dataclass(frozen=True)
+class _Record:
+    info: SliceInfo
+    study_uid: str
+    series_uid: str
+    orientation: tuple[float, ...] | None
+    notes: tuple[str, ...] = ()
+
+
+def _records_from_header(ds: Dataset, path: str) -> list[_Record]:
+    """One record per image in a header-only data set."""
+    study = _uid(ds, "StudyInstanceUID")
+    series = _uid(ds, "SeriesInstanceUID")
+    sop = _uid(ds, "SOPInstanceUID") or os.path.basename(path)
+    rows, columns = _int(ds, "Rows") or 0, _int(ds, "Columns") or 0
+    frames: list[int | None] = list(range(_number_of_frames(ds))) if _is_multiframe(ds) else [None]
+    records = []
+    for frame in frames:
+        groups = _frame_groups(ds, frame)
+        notes = list(_pixel_params(ds, frame).notes)
+        if not study:
+            notes.append("no (0020,000D) Study Instance UID")
+        position = _frame_vector(ds, groups, "PlanePositionSequence", "ImagePositionPatient", 3)
+        orientation = _frame_vector(
+            ds, groups, "PlaneOrientationSequence", "ImageOrientationPatient", 6
+        )
+        spacing = _frame_vector(ds, groups, "PixelMeasuresSequence", "PixelSpacing", 2)
+        if spacing is None:
+            spacing = _vector(ds, "ImagerPixelSpacing", 2)
+            notes.append(
+                "(0028,0030) Pixel Spacing absent: "
+                + ("used (0018,1164) Imager Pixel Spacing" if spacing else "assumed 1 mm")
+            )
+        thickness = _frame_float(ds, groups, "PixelMeasuresSequence", "SliceThickness")
+        instance = _int(ds, "InstanceNumber")
+        if frame is not None:
+            content = _macro_item(groups, "FrameContentSequence")
+            stack_pos = _int(content, "InStackPositionNumber") if content is not None else None
+            instance = stack_pos if stack_pos is not None else frame + 1
+        info = SliceInfo(
+            path=path,
+            frame=frame,
+            sop_instance_uid=sop,
+            instance_number=instance,
+            position_mm=(position[0], position[1], position[2]) if position else None,
+            pixel_spacing_mm=(spacing[0], spacing[1]) if spacing else (1.0, 1.0),
+            rows=rows,
+            columns=columns,
+            slice_thickness_mm=thickness,
+        )
+        records.append(_Record(info, study, series, _valid_orientation(orientation), tuple(notes)))
+    return records
+
+
+def _valid_orientation(value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    """(0020,0037) with two unit, orthogonal cosine vectors, else None."""
+    if value is None:
+        return None
+    row, col = np.array(value[:3]), np.array(value[3:])
+    if np.linalg.norm(np.cross(row, col)) < 0.5:
+        return None
+    return value
+
+
+def _read_records(path: str) -> list[_Record]:
+    """Header-only read of one file; raises for anything that is not a usable CT image."""
+    with _pydicom_warnings(path):
+        ds, has_pixels = _read_dataset(path, stop_before_pixels=True)
+        _check_image(ds, path, has_pixels)
+        if _is_localizer(ds):
+            raise NotAnImageError("localizer/scout image ((0008,0008) Image Type)", path=path)
+        _check_decoder(ds, path)
+        return _records_from_header(ds, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Ordering
+
+
+def slice_normal(orientation: Sequence[float]) -> np.ndarray:
+    """Unit normal n = row cosines x column cosines of (0020,0037) Image Orientation (Patient)."""
+    row = np.asarray(orientation[:3], dtype=np.float64)
+    col = np.asarray(orientation[3:6], dtype=np.float64)
+    normal = np.cross(row, col)
+    return normal / np.linalg.norm(normal)
+
+
+def _names(slices: Sequence[SliceInfo], base: str) -> list[str]:
+    out = []
+    for s in slices:
+        name = os.path.relpath(s.path, base) if base else s.path
+        out.append(name if s.frame is None else f"{name}[frame {s.frame}]")
+    return out
+
+
+def _common_dir(slices: Sequence[SliceInfo]) -> str:
+    paths = [os.path.dirname(os.path.abspath(s.path)) for s in slices]
+    try:
+        return os.path.commonpath(paths) if paths else ""
+    except ValueError:
+        return ""
+
+
+def order_slices(
+    slices: Sequence[SliceInfo],
+    orientation: Sequence[float] | None,
+    *,
+    label: str = "series",
+) -> tuple[list[SliceInfo], float | None, list[str]]:
+    """Order slices head -> foot; return (slices with ``location_mm``, spacing_mm, warnings).
+
+    Positions are projected on the normal of ``orientation``; the slice with the largest
+    patient-superior coordinate (LPS +z) comes first. Without positions the slices are ordered
+    by (0020,0013) Instance Number, with a warning. Raises :class:`SeriesOrderError` for
+    duplicate positions or when neither positions nor instance numbers allow an order.
+    """
+    slices = list(slices)
+    base = _common_dir(slices)
+    notes: list[str] = []
+    if len(slices) <= 1:
+        out = slices
+        if slices and slices[0].position_mm is not None and orientation is not None:
+            loc = float(np.dot(slices[0].position_mm, slice_normal(orientation)))
+            out = [replace(slices[0], location_mm=loc)]
+        return out, None, notes
+    positions = [s.position_mm for s in slices if s.position_mm is not None]
+    if len(positions) == len(slices):
+        if orientation is None:
+            normal = np.array([0.0, 0.0, 1.0])
+            notes.append("no (0020,0037) Image Orientation (Patient): assumed axial")
+        else:
+            normal = slice_normal(orientation)
+            if abs(normal[2]) < 0.5:
+                notes.append(
+                    f"not an axial series (normal {np.round(normal, 3).tolist()}): "
+                    "ordered by decreasing location"
+                )
+        locations = [float(np.dot(p, normal)) for p in positions]
+        sign = -1.0 if normal[2] >= 0 else 1.0
+        order = sorted(range(len(slices)), key=lambda i: (sign * locations[i], slices[i].path))
+        ordered = [replace(slices[i], location_mm=locations[i]) for i in order]
+        _check_duplicates(ordered, base, label)
+        steps = np.abs(np.diff([s.location_mm for s in ordered]))
+        spacing = float(np.median(steps))
+        notes.extend(_gap_warnings(ordered, steps, spacing, base))
+        return ordered, spacing, notes
+    missing = len(slices) - len(positions)
+    numbers = [s.instance_number for s in slices if s.instance_number is not None]
+    if len(numbers) < len(slices):
+        raise SeriesOrderError(
+            f"{label}: cannot order {len(slices)} slices: (0020,0032) Image Position (Patient) "
+            f"missing in {missing} and (0020,0013) Instance Number missing in "
+            f"{len(slices) - len(numbers)}",
+            path=base or None,
+        )
+    counts = Counter(numbers)
+    repeated = sorted(n for n, c in counts.items() if c > 1)
+    if repeated:
+        names = _names([s for s in slices if s.instance_number == repeated[0]], base)
+        raise SeriesOrderError(
+            f"{label}: no positions and duplicate (0020,0013) Instance Number {repeated[0]}: "
+            f"files {', '.join(names)}",
+            path=base or None,
+        )
+    thicknesses = {s.slice_thickness_mm for s in slices}
+    spacing_fallback = thicknesses.pop() if len(thicknesses) == 1 else None
+    step = spacing_fallback or 1.0
+    notes.append(
+        f"(0020,0032) Image Position (Patient) missing in {missing} of {len(slices)} slices: "
+        "ordered by (0020,0013) Instance Number; head/foot direction not verified, "
+        f"locations assumed {step:g} mm apart"
+    )
+    by_number = sorted(slices, key=lambda s: s.instance_number or 0)
+    ordered = [replace(s, location_mm=-k * step) for k, s in enumerate(by_number)]
+    return ordered, spacing_fallback, notes
+
+
+def _check_duplicates(ordered: Sequence[SliceInfo], base: str, label: str) -> None:
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if abs(a.location_mm - b.location_mm) < SAME_POSITION_MM:
+            same = [s for s in ordered if abs(s.location_mm - a.location_mm) < SAME_POSITION_MM]
+            raise SeriesOrderError(
+                f"{label}: duplicate slice positions at {a.location_mm:.2f} mm: "
+                f"files {', '.join(_names(same, base))}",
+                path=base or None,
+            )
+
+
+def _gap_warnings(
+    ordered: Sequence[SliceInfo], steps: np.ndarray, spacing: float, base: str
+) -> list[str]:
+    out = []
+    for i in (int(k) for k in np.flatnonzero(steps > GAP_FACTOR * spacing)):
+        a, b = ordered[i], ordered[i + 1]
+        names = _names([a, b], base)
+        out.append(
+            f"gap of {steps[i]:.3g} mm (median step {spacing:.3g} mm) between slices {i} and "
+            f"{i + 1}, at {a.location_mm:.2f} .. {b.location_mm:.2f} mm "
+            f"(files {names[0]}, {names[1]})"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Grouping into series
+
+
+def _orientation_clusters(
+    records: Sequence[_Record],
+) -> list[tuple[tuple[float, ...], list[_Record]]]:
+    clusters: list[tuple[tuple[float, ...], list[_Record]]] = []
+    for rec in records:
+        if rec.orientation is None:
+            continue
+        for orient, members in clusters:
+            if max(abs(x - y) for x, y in zip(orient, rec.orientation, strict=True)) <= (
+                ORIENTATION_TOLERANCE
+            ):
+                members.append(rec)
+                break
+        else:
+            clusters.append((rec.orientation, [rec]))
+    return clusters
+
+
+def _build_series(study: str, series_uid: str, records: Sequence[_Record]) -> Series:
+    """One Series from the records of one (study, series) pair; raises SeriesOrderError."""
+    label = f"series {series_uid or '(no series UID)'}"
+    base = _common_dir([r.info for r in records])
+    notes: list[str] = []
+    unique: dict[tuple[str, int | None], _Record] = {}
+    for rec in sorted(records, key=lambda r: (r.info.path, r.info.frame or 0)):
+        key = (rec.info.sop_instance_uid, rec.info.frame)
+        if key in unique:
+            names = _names([unique[key].info, rec.info], base)
+            notes.append(f"same SOP Instance UID twice: kept {names[0]}, dropped {names[1]}")
+            continue
+        unique[key] = rec
+    kept = list(unique.values())
+    clusters = _orientation_clusters(kept)
+    if len(clusters) > 1:
+        parts = [
+            f"{np.round(orient, 3).tolist()} in {len(members)} slices "
+            f"(e.g. {_names([members[0].info], base)[0]})"
+            for orient, members in clusters
+        ]
+        raise SeriesOrderError(
+            f"{label}: mixed orientations: {'; '.join(parts)}", path=base or None
+        )
+    orientation = clusters[0][0] if clusters else None
+    ordered, spacing, order_notes = order_slices([r.info for r in kept], orientation, label=label)
+    notes.extend(order_notes)
+    sizes = Counter((s.rows, s.columns) for s in ordered)
+    if len(sizes) > 1:
+        notes.append(f"mixed image sizes (rows, columns): {dict(sizes)}")
+    per_note: dict[str, list[str]] = {}
+    for rec in kept:
+        for note in rec.notes:
+            per_note.setdefault(note, []).append(_names([rec.info], base)[0])
+    for note, names in per_note.items():
+        notes.append(f"{note} ({len(names)} of {len(kept)} slices, e.g. {names[0]})")
+    for note in notes:
+        logger.info("%s: %s", label, note)
+    return Series(
+        study_uid=study,
+        series_uid=series_uid,
+        slices=ordered,
+        orientation=tuple(orientation) if orientation is not None else None,
+        spacing_mm=spacing,
+        warnings=notes,
+        source="dicom",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Finding files
+
+
+def _is_nifti(path: str) -> bool:
+    return path.lower().endswith(_NIFTI_SUFFIXES)
+
+
+def _walk(root: str) -> Iterator[str]:
+    """Every file below ``root`` (sorted, following links, each real folder once)."""
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            dirs[:] = []
+            continue
+        seen.add(key)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield os.path.join(folder, name)
+
+
+def _candidates(paths: Sequence[str]) -> Iterator[tuple[str, bool] | InvalidInputError]:
+    """(path, named explicitly) for every file to look at, each real file once."""
+    seen: set[tuple[int, int]] = set()
+    for given in paths:
+        if os.path.isdir(given):
+            found: Iterable[tuple[str, bool]] = ((p, False) for p in _walk(given))
+        elif os.path.lexists(given):
+            found = [(given, True)]
+        else:
+            yield InvalidInputError("no such file or folder", path=given)
+            continue
+        for path, explicit in found:
+            try:
+                st = os.stat(path)
+            except OSError:
+                yield InvalidInputError("cannot read: broken link or no permission", path=path)
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in seen:
+                seen.add(key)
+                yield path, explicit
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def scan(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    on_error: Literal["raise", "collect"] = "raise",
+) -> ScanResult:
+    """Find CT series in files and folders (recursively); read headers only.
+
+    DICOM files are recognised by content, ``.nii``/``.nii.gz`` are read by
+    :mod:`ichinfer.nifti`. Non-image objects (SR, dose reports, presentation states, secondary
+    captures), localisers and non-DICOM files (other than ``*.dcm``/``*.dicom``/``*.ima``) found
+    inside a folder go to ``skipped``; named explicitly they are errors. Hidden files and
+    folders (names starting with ".") are not looked at. With ``on_error="raise"`` the first
+    error is raised, with ``"collect"`` it is recorded in ``failures`` and the scan goes on.
+    """
+    if on_error not in ("raise", "collect"):
+        raise ValueError(f"on_error must be 'raise' or 'collect', not {on_error!r}")
+    if isinstance(paths, str | os.PathLike):
+        given = [os.fspath(paths)]
+    else:
+        given = [os.fspath(p) for p in paths]
+    result = ScanResult(series=[])
+
+    def fail(err: IchInferError, path: str) -> None:
+        if on_error == "raise":
+            raise err
+        reason = getattr(err, "reason", str(err))
+        result.failures.append(InputFailure(path, reason, type(err).__name__))
+        logger.info("%s: %s", path, reason)
+
+    groups: dict[tuple[str, str], list[_Record]] = {}
+    found: list[tuple[str, str] | Series] = []  # DICOM group keys and NIfTI series, as met
+    for cand in _candidates(given):
+        if isinstance(cand, InvalidInputError):
+            fail(cand, cand.path or "")
+            continue
+        path, explicit = cand
+        try:
+            if _is_nifti(path):
+                from ichinfer import nifti
+
+                found.append(nifti.read_nifti_series(path))
+                continue
+            for rec in _read_records(path):
+                key = (rec.study_uid, rec.series_uid)
+                if key not in groups:
+                    groups[key] = []
+                    found.append(key)
+                groups[key].append(rec)
+        except (NotAnImageError, NotDicomError) as err:
+            named_dicom = isinstance(err, NotDicomError) and path.lower().endswith(_DICOM_SUFFIXES)
+            if explicit or named_dicom:
+                fail(err, path)
+            else:
+                result.skipped.append(InputFailure(path, err.reason, type(err).__name__))
+                logger.debug("%s: skipped: %s", path, err.reason)
+        except IchInferError as err:
+            fail(err, path)
+    for item in found:
+        if isinstance(item, Series):
+            result.series.append(item)
+            continue
+        records = groups[item]
+        try:
+            result.series.append(_build_series(item[0], item[1], records))
+        except SeriesOrderError as err:
+            fail(err, err.path or records[0].info.path)
+    return result
+
+
+def read_series(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    series_uid: str | None = None,
+) -> Series:
+    """Scan ``path`` (errors raise) and return its one series, or the one with ``series_uid``.
+
+    Raises :class:`InvalidInputError` when no series, or more than one, matches.
+    """
+    result = scan(path, on_error="raise")
+    found = [s for s in result.series if series_uid is None or s.series_uid == series_uid]
+    where = os.fspath(path) if isinstance(path, str | os.PathLike) else None
+    if len(found) != 1:
+        uids = ", ".join(s.series_uid for s in result.series) or "none"
+        wanted = f" with series UID {series_uid}" if series_uid else ""
+        raise InvalidInputError(
+            f"expected exactly one CT series{wanted}, found {len(found)} (series: {uids})",
+            path=where,
+        )
+    return found[0]

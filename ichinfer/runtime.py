@@ -1,0 +1,131 @@
+"""onnxruntime sessions: provider choice, threads, the session cache, the metadata contract.
+
+This is the only module that imports onnxruntime. :func:`resolve_providers` is the one place
+that decides where a model runs; an explicit ``device="cuda"`` that onnxruntime cannot honour is
+an error listing what is available, never a silent fall back to the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ichinfer.errors import ModelIntegrityError, ProviderUnavailableError
+from ichinfer.models import ModelSpec, parse_spec, sha256
+
+DEVICE_ENV = "ICHINFER_DEVICE"
+THREADS_ENV = "ICHINFER_THREADS"
+DEVICES = ("auto", "cpu", "cuda")
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider")
+
+
+def available_providers() -> list[str]:
+    return list(ort.get_available_providers())
+
+
+def resolve_providers(
+    device: str | None = None, providers: Sequence[str] | None = None
+) -> list[str]:
+    """Execution providers for ``device`` ("auto" | "cpu" | "cuda"; default ``ICHINFER_DEVICE``
+    or "auto"). An explicit ``providers`` list wins and must be available."""
+    available = available_providers()
+    if providers:
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise ProviderUnavailableError(
+                f"providers {missing} are not available; onnxruntime has {available}"
+            )
+        return list(providers)
+    device = (device or os.environ.get(DEVICE_ENV) or "auto").lower()
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise ProviderUnavailableError(
+                "device='cuda' but onnxruntime has no CUDAExecutionProvider; available providers: "
+                f"{available} (install the [gpu] extra: onnxruntime-gpu, and a matching CUDA)"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    gpu = [p for p in ("CUDAExecutionProvider",) if p in available]
+    return [*gpu, "CPUExecutionProvider"]
+
+
+def resolve_threads(threads: int | None) -> int:
+    """Intra-op threads: argument → ``ICHINFER_THREADS`` → 0 (onnxruntime picks: all cores)."""
+    if threads is None:
+        raw = os.environ.get(THREADS_ENV)
+        threads = int(raw) if raw else 0
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0, not {threads}")
+    return threads
+
+
+class Session:
+    """One onnxruntime session and the :class:`ModelSpec` its metadata describes."""
+
+    def __init__(self, path: Path, providers: list[str], threads: int) -> None:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise ModelIntegrityError(f"{path}: onnxruntime cannot load it: {err}") from err
+        used = self._session.get_providers()
+        wanted_gpu = [p for p in providers if p in _GPU_PROVIDERS]
+        if wanted_gpu and not any(p in used for p in wanted_gpu):
+            raise ProviderUnavailableError(
+                f"{path}: asked for {wanted_gpu} but the session runs on {used} "
+                f"(onnxruntime could not initialise the GPU provider)"
+            )
+        self.providers = used
+        self.threads = threads
+        inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.spec: ModelSpec = parse_spec(
+            path, meta, input_name=inp.name, input_shape=list(inp.shape),
+            output_name=out.name, output_shape=list(out.shape),
+        )
+        self._lock = threading.Lock()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run one batch (NHWC float32 HU); returns the first output."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return self._session.run([self.spec.output_name], {self.spec.input_name: x})[0]
+
+
+_CACHE: dict[tuple, Session] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_session(
+    path: Path,
+    *,
+    device: str | None = None,
+    providers: Sequence[str] | None = None,
+    threads: int | None = None,
+) -> Session:
+    """A cached :class:`Session` per (model file and content, providers, threads)."""
+    chosen = resolve_providers(device, providers)
+    n = resolve_threads(threads)
+    key = (str(Path(path).resolve()), sha256(Path(path)), tuple(chosen), n)
+    with _CACHE_LOCK:
+        session = _CACHE.get(key)
+        if session is None:
+            session = Session(Path(path), chosen, n)
+            _CACHE[key] = session
+        return session
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()

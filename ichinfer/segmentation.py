@@ -1,0 +1,130 @@
+"""Bleed segmentation: a mask per slice on its own pixel grid, areas and volume per series."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from ichinfer import models, runtime
+from ichinfer.errors import IchInferError, InvalidInputError
+from ichinfer.pipeline import (
+    PathInput,
+    PreparedSeries,
+    failures_of,
+    run_batched,
+    scan_inputs,
+    series_failure,
+    slice_extents_mm,
+)
+from ichinfer.preprocess import from_model_grid, nearest_sampled, sample_indices
+from ichinfer.results import Failure, SegmentationResult, SeriesSegmentation, SliceMask
+
+
+class Segmenter:
+    """Holds a segmentation session for repeated calls."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        model_dir: str | os.PathLike | None = None,
+        variant: str | None = None,
+        device: str | None = None,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+        batch_size: int = 8,
+        threshold: float | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        path = models.locate("segment", model=model, model_dir_override=model_dir, variant=variant)
+        self.session = runtime.get_session(path, device=device, providers=providers,
+                                           threads=threads)
+        self.spec = self.session.spec
+        if self.spec.task != "segment":
+            raise InvalidInputError(f"{path}: a {self.spec.task} model, not a segmenter")
+        self.batch_size = batch_size
+        self.threshold = float(threshold if threshold is not None
+                               else self.spec.thresholds.get("mask", 0.5))
+
+    def segment_series(self, prepared: PreparedSeries) -> SeriesSegmentation:
+        series = prepared.series
+        loc = prepared.locations_mm
+        sampled = sample_indices(loc, self.spec.slab_mm)
+        # probability maps on the model grid, float16 to halve what a long series holds
+        maps = run_batched(self.session, prepared, sampled, batch_size=self.batch_size,
+                           transform=lambda y: y[..., 0].astype(np.float16))
+        nearest = nearest_sampled(loc, sampled)
+        extents = slice_extents_mm(loc, series.slices[0].slice_thickness_mm)
+        masks: dict[tuple[int, tuple[int, int]], np.ndarray] = {}
+        slices = []
+        for i, info in enumerate(series.slices):
+            key = (int(nearest[i]), (info.rows, info.columns))
+            if key not in masks:
+                prob = from_model_grid(maps[key[0]].astype(np.float32), key[1])
+                masks[key] = (prob >= self.threshold).astype(np.uint8)
+            slices.append(
+                SliceMask(
+                    index=i,
+                    path=info.path,
+                    frame=info.frame,
+                    sop_instance_uid=info.sop_instance_uid,
+                    location_mm=float(loc[i]),
+                    pixel_spacing_mm=info.pixel_spacing_mm,
+                    mask=masks[key],
+                    thickness_mm=float(extents[i]),
+                )
+            )
+        return SeriesSegmentation(
+            study_uid=series.study_uid,
+            series_uid=series.series_uid,
+            spacing_mm=series.spacing_mm,
+            slices=slices,
+            warnings=list(series.warnings),
+            n_inferences=int(len(sampled)),
+            source=series,
+        )
+
+    def _iter(self, series_list, on_error: str, failures: list[Failure] | None):
+        for series in series_list:
+            try:
+                yield self.segment_series(PreparedSeries(series))
+            except IchInferError as err:
+                if on_error == "raise":
+                    raise
+                if failures is not None:
+                    failures.append(series_failure(series, err))
+
+    def iter_series(
+        self, path: PathInput, *, on_error: str = "raise", failures: list[Failure] | None = None
+    ) -> Iterator[SeriesSegmentation]:
+        """Yield a :class:`SeriesSegmentation` per series found under ``path``."""
+        scan = scan_inputs(path, on_error=on_error)
+        if failures is not None:
+            failures.extend(failures_of(scan.failures))
+        yield from self._iter(scan.series, on_error, failures)
+
+    def segment(self, path: PathInput, *, on_error: str = "raise") -> SegmentationResult:
+        scan = scan_inputs(path, on_error=on_error)
+        failures = failures_of(scan.failures)
+        results = list(self._iter(scan.series, on_error, failures))
+        return SegmentationResult(series=results, failures=failures,
+                                  skipped=failures_of(scan.skipped), model=self.spec.describe())
+
+
+def segment(
+    path: PathInput,
+    *,
+    model: str | os.PathLike | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    batch_size: int = 8,
+    threshold: float | None = None,
+    on_error: str = "raise",
+) -> SegmentationResult:
+    """Bleed masks per slice (uint8, on the slice's own grid), area per slice, volume per series."""
+    seg = Segmenter(model, device=device, threads=threads, batch_size=batch_size,
+                    threshold=threshold)
+    return seg.segment(path, on_error=on_error)

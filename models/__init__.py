@@ -1,0 +1,1 @@
+"""The bundled ONNX models (installed as ``ichinfer.models``); see README.md here."""

@@ -1,0 +1,51 @@
+"""Shared pytest fixtures: where the real test scans live, and the marker for tests using them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "shared_data: needs the real scans in ../shared/data (skipped when absent)"
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The ``../shared/data`` folder of real scans; skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test scans not found at {SHARED_DATA} (../shared/data is absent)")
+    return SHARED_DATA
+
+
+# --- runtime fixtures: tiny models with the bundled models' contract, a small phantom study ---
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder with tiny ONNX models and a manifest (see tests/tiny_models.py)."""
+    from tiny_models import write_model_dir
+
+    return write_model_dir(tmp_path_factory.mktemp("models"))
+
+
+class PhantomStudy:
+    def __init__(self, folder: Path, n_slices: int, study) -> None:
+        self.folder, self.n_slices, self.study = folder, n_slices, study
+
+
+@pytest.fixture(scope="session")
+def phantom_study(tmp_path_factory: pytest.TempPathFactory) -> PhantomStudy:
+    """One small positive phantom series (128², 5 mm) written in the RSNA layout."""
+    from training.synth import make_study, write_study
+
+    study = make_study(3, size=128, positive=True, thin=False)
+    root = tmp_path_factory.mktemp("phantom")
+    write_study(study, root)
+    folder = root / "stage_2_train"
+    return PhantomStudy(folder, len(list(folder.glob("*.dcm"))), study)

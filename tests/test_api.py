@@ -1,0 +1,93 @@
+"""The public API, called the way README.md shows it (with tiny test models)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import ichinfer
+
+
+def test_labels():
+    assert ichinfer.LABELS == ("any", "epidural", "intraparenchymal", "intraventricular",
+                               "subarachnoid", "subdural")
+
+
+def test_classify_a_folder(phantom_study, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("ICHINFER_MODEL_DIR", str(tiny_model_dir))
+    result = ichinfer.classify(phantom_study.folder)
+    assert set(result.probabilities) == set(ichinfer.LABELS)
+    assert len(result.slices) == phantom_study.n_slices
+    locs = [s.location_mm for s in result.slices]
+    assert locs == sorted(locs, reverse=True)  # head to foot
+    assert all(s.path.endswith(".dcm") for s in result.slices)
+    series = result.series[0]
+    assert series.verdict.keys() == series.probabilities.keys()
+    assert result.probabilities["any"] == max(s.probabilities["any"] for s in result.slices)
+    json.dumps(result.to_dict())
+
+
+def test_classify_a_file_and_a_list(phantom_study, tiny_model_dir):
+    files = sorted(phantom_study.folder.glob("*.dcm"))
+    one = ichinfer.classify(files[0], model=tiny_model_dir / "tiny_classifier.onnx")
+    assert len(one.slices) == 1
+    two = ichinfer.classify(files[:2], model=tiny_model_dir / "tiny_classifier.onnx")
+    assert len(two.slices) == 2
+
+
+def test_classifier_class_reuses_its_session(phantom_study, tiny_model_dir):
+    clf = ichinfer.Classifier(model_dir=tiny_model_dir, device="cpu", threads=1, batch_size=2)
+    first = clf.classify(phantom_study.folder)
+    again = list(clf.iter_series(phantom_study.folder))
+    assert clf.session is ichinfer.Classifier(model_dir=tiny_model_dir, device="cpu",
+                                              threads=1).session
+    assert [s.probabilities for s in first.slices] == [s.probabilities for s in again[0].slices]
+
+
+def test_tiny_classifier_output_is_what_its_graph_computes(phantom_study, tiny_model_dir):
+    """End to end through preprocessing: the tiny model averages the windowed centre slab."""
+    from ichinfer import preprocess as pp
+
+    res = ichinfer.classify(phantom_study.folder, model=tiny_model_dir / "tiny_classifier.onnx")
+    series = ichinfer.read_series(phantom_study.folder)
+    k = len(series.slices) // 2
+    grid = pp.to_model_grid(pp.clean_hu(series.load_hu(k)), 32)
+    m = np.clip(grid / 80.0, 0, 1).mean()
+    expected = 1 / (1 + np.exp(-4.0 * (m - 0.25)))
+    assert res.slices[k].probabilities["any"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_segment_masks_areas_volume_overlay(phantom_study, tiny_model_dir):
+    result = ichinfer.segment(phantom_study.folder, model=tiny_model_dir / "tiny_segmenter.onnx")
+    sl = result.slices[len(result.slices) // 2]
+    info = ichinfer.read_series(phantom_study.folder).slices[sl.index]
+    assert sl.mask.dtype == np.uint8 and sl.mask.shape == (info.rows, info.columns)
+    assert sl.area_mm2 == pytest.approx(sl.mask.sum() * np.prod(info.pixel_spacing_mm))
+    assert result.series[0].volume_ml is not None and result.series[0].volume_ml > 0
+    rgb = result.overlay(sl.index)
+    assert rgb.shape == (info.rows, info.columns, 3) and rgb.dtype == np.uint8
+    m = sl.mask.astype(bool)
+    if m.any():  # bleed pixels are blue-dominant
+        assert (rgb[m][:, 2] > rgb[m][:, 0]).all()
+    json.dumps(result.to_dict())
+
+
+def test_bad_input_raises_ichinfer_error_naming_the_file(tmp_path, tiny_model_dir):
+    bad = tmp_path / "junk.dcm"
+    bad.write_bytes(b"not a dicom file at all" * 10)
+    with pytest.raises(ichinfer.InvalidInputError, match="junk.dcm"):
+        ichinfer.classify(bad, model=tiny_model_dir / "tiny_classifier.onnx")
+    with pytest.raises(ichinfer.IchInferError):
+        ichinfer.classify(tmp_path / "missing", model=tiny_model_dir / "tiny_classifier.onnx")
+
+
+def test_collect_keeps_going(phantom_study, tiny_model_dir, tmp_path):
+    bad = tmp_path / "junk.dcm"
+    bad.write_bytes(b"\0" * 300)
+    result = ichinfer.classify([phantom_study.folder, bad], on_error="collect",
+                               model=tiny_model_dir / "tiny_classifier.onnx")
+    assert len(result.slices) == phantom_study.n_slices
+    assert [f.path for f in result.failures] == [str(bad)]
+    assert not result.ok

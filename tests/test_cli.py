@@ -1,0 +1,78 @@
+"""The ``ichinfer`` command: outputs, exit codes, no patient identifiers printed."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from typer.testing import CliRunner
+
+import ichinfer
+from ichinfer.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args, env=None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def test_classify_writes_rsna_csv(phantom_study, tiny_model_dir, tmp_path):
+    out = tmp_path / "results.csv"
+    r = invoke("classify", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir, "-q")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 6 * phantom_study.n_slices
+    assert all(row["ID"].startswith("ID_") and row["ID"].rsplit("_", 1)[1] in ichinfer.LABELS
+               for row in rows)
+    assert all(0.0 <= float(row["Label"]) <= 1.0 for row in rows)
+
+
+def test_classify_json_and_no_overwrite(phantom_study, tiny_model_dir, tmp_path):
+    out = tmp_path / "results.json"
+    assert invoke("classify", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
+                  "-q").exit_code == 0
+    data = json.loads(out.read_text())
+    assert len(data["series"][0]["slices"]) == phantom_study.n_slices
+    before = out.read_text()
+    r = invoke("classify", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir)
+    assert r.exit_code == 2 and "--overwrite" in r.output and out.read_text() == before
+    r = invoke("classify", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
+               "--overwrite", "-q")
+    assert r.exit_code == 0
+
+
+def test_failures_give_exit_1_and_the_rest_is_processed(phantom_study, tiny_model_dir, tmp_path):
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"DICM" * 3)
+    out = tmp_path / "r.json"
+    r = invoke("classify", phantom_study.folder, bad, "--out", out, "--model-dir", tiny_model_dir)
+    assert r.exit_code == 1
+    assert "broken.dcm" in r.output and "Traceback" not in r.output
+    data = json.loads(out.read_text())
+    assert len(data["series"]) == 1 and data["failures"][0]["path"] == str(bad)
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert invoke("classify", tmp_path, "--out", tmp_path / "x.txt").exit_code == 2
+    assert invoke("classify").exit_code == 2
+
+
+def test_segment_writes_masks_overlays_summary(phantom_study, tiny_model_dir, tmp_path):
+    out = tmp_path / "seg"
+    r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
+               "--overlays", "all")
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["series"][0]["volume_ml"] is not None
+    assert len(list((out / "masks").glob("*.png"))) == phantom_study.n_slices
+    assert len(list((out / "overlays").glob("*.png"))) == phantom_study.n_slices
+    assert "PHANTOM" not in r.output  # the phantom's PatientID never printed
+
+
+def test_info_lists_models_and_providers(tiny_model_dir):
+    r = invoke("info", "--model-dir", tiny_model_dir, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert "CPUExecutionProvider" in data["providers"]
+    assert {m["file"] for m in data["models"]} == {"tiny_classifier.onnx", "tiny_segmenter.onnx"}

@@ -1,0 +1,85 @@
+"""Models and sessions: manifest + sha256, metadata contract, providers, the session cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import onnx
+import pytest
+from tiny_models import tiny_classifier, write_model_dir
+
+import ichinfer
+from ichinfer import models, runtime
+
+
+def test_locate_uses_argument_then_environment(tiny_model_dir, monkeypatch, tmp_path):
+    assert models.locate("classify", model_dir_override=tiny_model_dir).name == "tiny_classifier.onnx"
+    monkeypatch.setenv(models.MODEL_DIR_ENV, str(tiny_model_dir))
+    assert models.locate("segment").name == "tiny_segmenter.onnx"
+    monkeypatch.setenv(models.MODEL_DIR_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(ichinfer.ModelNotFoundError, match="ICHINFER_MODEL_DIR"):
+        models.locate("segment")
+
+
+def test_sha256_mismatch_is_refused(tiny_model_dir, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    with open(folder / "tiny_classifier.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ichinfer.ModelIntegrityError, match="sha256"):
+        models.locate("classify", model_dir_override=folder)
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"labels": json.dumps(["any", "epidural"])}, "labels"),
+        ({"preprocess": "99"}, "preprocessing version"),
+        ({"input_size": json.dumps([64, 64])}, "height"),
+        ({"context": json.dumps(2)}, "channels"),
+    ],
+)
+def test_metadata_contract_is_checked(tmp_path, meta, message):
+    path = tmp_path / "bad.onnx"
+    onnx.save(tiny_classifier(32, meta=meta), str(path))
+    with pytest.raises(ichinfer.ModelIntegrityError, match=message):
+        runtime.get_session(path, device="cpu")
+
+
+def test_spec_comes_from_metadata(tiny_model_dir):
+    session = runtime.get_session(tiny_model_dir / "tiny_classifier.onnx", device="cpu")
+    assert session.spec.labels == ichinfer.LABELS
+    assert session.spec.input_size == (32, 32) and session.spec.context == 1
+    assert session.spec.input_name == "hu" and session.providers == ["CPUExecutionProvider"]
+
+
+def test_sessions_are_cached_per_providers_and_threads(tiny_model_dir):
+    path = tiny_model_dir / "tiny_classifier.onnx"
+    a = runtime.get_session(path, device="cpu", threads=1)
+    assert runtime.get_session(path, device="cpu", threads=1) is a
+    assert runtime.get_session(path, device="cpu", threads=2) is not a
+
+
+def test_cuda_that_cannot_be_honoured_lists_providers(monkeypatch):
+    monkeypatch.setattr(runtime, "available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(ichinfer.ProviderUnavailableError, match="CPUExecutionProvider"):
+        runtime.resolve_providers("cuda")
+    assert runtime.resolve_providers("auto") == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError):
+        runtime.resolve_providers("tpu")
+
+
+def test_device_and_threads_from_environment(monkeypatch):
+    monkeypatch.setenv(runtime.DEVICE_ENV, "cpu")
+    monkeypatch.setenv(runtime.THREADS_ENV, "3")
+    assert runtime.resolve_providers() == ["CPUExecutionProvider"]
+    assert runtime.resolve_threads(None) == 3 and runtime.resolve_threads(1) == 1
+
+
+def test_explicit_file_outside_a_manifest_is_accepted(tmp_path):
+    write_model_dir(tmp_path / "src")
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(tmp_path / "src" / "tiny_classifier.onnx", lone / "mine.onnx")
+    assert models.locate("classify", model=lone / "mine.onnx") == lone / "mine.onnx"

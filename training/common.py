@@ -1,0 +1,89 @@
+"""What the two training scripts share: arguments, data loading, the checkpoint sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training.data import SeriesData, load_nifti_pairs, load_rsna, split_by_patient
+
+log = logging.getLogger("training")
+
+
+def base_parser(description: str, *, default_arch: str, default_size: int) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--data", type=Path, required=True, help="RSNA layout or ct_scans/+masks/ folder")
+    p.add_argument("--arch", default=default_arch)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--image-size", type=int, default=default_size)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--slab-mm", type=float, default=5.0, help="thin series are averaged to this")
+    p.add_argument("--context", type=int, default=1, help="neighbouring slabs on each side")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--max-series", type=int, default=None, help="use at most this many series")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="checkpoint path (.keras)")
+    p.add_argument(
+        "--data-note",
+        default=None,
+        help="what trained the model, for the model card (default: derived from --data)",
+    )
+    return p
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+
+
+def load_series(args: argparse.Namespace, *, with_masks: bool) -> list[SeriesData]:
+    data = Path(args.data)
+    t0 = time.time()
+    if (data / "ct_scans").is_dir():
+        series = load_nifti_pairs(data, image_size=args.image_size)
+    else:
+        series = load_rsna(
+            data, image_size=args.image_size, with_masks=with_masks, max_series=args.max_series
+        )
+    log.info("loaded %d series, %d slices in %.0f s", len(series),
+             sum(len(s.ids) for s in series), time.time() - t0)
+    return series
+
+
+def split(args: argparse.Namespace, series: list[SeriesData]):
+    train, val = split_by_patient(series, args.val_fraction, seed=args.seed)
+    if not train or not val:
+        raise SystemExit(f"{args.data}: too few patients for a train/validation split")
+    log.info("patients split: %d train series, %d validation series", len(train), len(val))
+    return train, val
+
+
+def data_note(args: argparse.Namespace) -> str:
+    if args.data_note:
+        return args.data_note
+    marker = Path(args.data) / "studies.csv"
+    if marker.exists():
+        return f"ichinfer synthetic head-CT phantoms (training/synth.py), folder {Path(args.data).name}"
+    return f"data folder {Path(args.data).name}"
+
+
+def write_sidecar(out: Path, info: dict) -> Path:
+    path = Path(out).with_suffix(".json")
+    path.write_text(json.dumps(info, indent=2, default=_jsonable))
+    return path
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(type(obj))

@@ -1,0 +1,193 @@
+"""Keras ``PyDataset`` batches cut from :class:`training.data.SeriesData` stacks.
+
+Inputs are built with :func:`ichinfer.preprocess.model_inputs` — the same slabs, neighbours and
+prior the runtime builds. Augmentation (numpy) covers what the phantom generator does not:
+left-right flips, small shifts, HU gain/offset jitter and extra noise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from ichinfer.preprocess import AIR_HU, model_inputs, with_prior
+from training.data import SeriesData
+
+
+def classifier_samples(series: list[SeriesData]) -> np.ndarray:
+    """(series index, slice index) of every slice with all six labels known."""
+    rows = []
+    for si, s in enumerate(series):
+        if s.labels is None:
+            continue
+        ok = ~np.isnan(s.labels).any(axis=1)
+        rows += [(si, int(i)) for i in np.flatnonzero(ok)]
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+
+
+def segmenter_samples(series: list[SeriesData]) -> np.ndarray:
+    rows = []
+    for si, s in enumerate(series):
+        if s.masks is not None:
+            rows += [(si, i) for i in range(len(s.masks))]
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 2)
+
+
+def build_inputs(
+    series: list[SeriesData], samples: np.ndarray, *, slab_mm: float, context: int
+) -> np.ndarray:
+    """Model inputs for ``samples`` (grouped per series so slabs are shared)."""
+    size = series[0].grid.shape[-1]
+    out = np.empty((len(samples), size, size, 2 * context + 1), dtype=np.float32)
+    for si in np.unique(samples[:, 0]):
+        rows = np.flatnonzero(samples[:, 0] == si)
+        s = series[int(si)]
+        out[rows] = model_inputs(
+            s.grid, s.locations_mm, samples[rows, 1], slab_mm=slab_mm, context=context
+        )
+    return out
+
+
+def augment(x: np.ndarray, rng: np.random.Generator, masks: np.ndarray | None = None):
+    """Flip, shift and intensity jitter, in place where possible. ``masks`` follow the geometry."""
+    n, size = x.shape[0], x.shape[1]
+    for k in range(n):
+        if rng.random() < 0.5:
+            x[k] = x[k, :, ::-1]
+            if masks is not None:
+                masks[k] = masks[k, :, ::-1]
+        dy, dx = rng.integers(-size // 12, size // 12 + 1, size=2)
+        if dy or dx:
+            x[k] = _shift(x[k], dy, dx, AIR_HU)
+            if masks is not None:
+                masks[k] = _shift(masks[k], dy, dx, 0)
+    gain = rng.uniform(0.96, 1.04, size=(n, 1, 1, 1)).astype(np.float32)
+    offset = rng.uniform(-4, 4, size=(n, 1, 1, 1)).astype(np.float32)
+    sigma = rng.uniform(0, 4, size=(n, 1, 1, 1)).astype(np.float32)
+    hu_channels = x.shape[-1]
+    x[..., :hu_channels] = x[..., :hu_channels] * gain + offset
+    x += rng.standard_normal(x.shape, dtype=np.float32) * sigma
+    return x, masks
+
+
+def _shift(img: np.ndarray, dy: int, dx: int, fill: float) -> np.ndarray:
+    out = np.full_like(img, fill)
+    h, w = img.shape[0], img.shape[1]
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = img[ys, xs]
+    return out
+
+
+class ClassifierBatches(keras.utils.PyDataset):
+    """Batches of (HU inputs, six labels); ``context=0`` gives the seed CNN's single slab."""
+
+    def __init__(
+        self,
+        series: list[SeriesData],
+        *,
+        batch_size: int,
+        slab_mm: float,
+        context: int,
+        train: bool,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.series, self.batch_size = series, batch_size
+        self.slab_mm, self.context, self.train = slab_mm, context, train
+        self.samples = classifier_samples(series)
+        self.rng = np.random.default_rng(seed)
+        self.order = np.arange(len(self.samples))
+        if train:
+            self.rng.shuffle(self.order)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.samples) / self.batch_size)
+
+    def on_epoch_end(self) -> None:
+        if self.train:
+            self.rng.shuffle(self.order)
+
+    def labels(self) -> np.ndarray:
+        return np.stack([self.series[si].labels[i] for si, i in self.samples])
+
+    def __getitem__(self, idx: int):
+        rows = self.samples[self.order[idx * self.batch_size : (idx + 1) * self.batch_size]]
+        x = build_inputs(self.series, rows, slab_mm=self.slab_mm, context=self.context)
+        y = np.stack([self.series[si].labels[i] for si, i in rows]).astype(np.float32)
+        if self.train:
+            x, _ = augment(x, self.rng)
+        return x, y
+
+
+class SegmenterBatches(keras.utils.PyDataset):
+    """Batches of (HU inputs + prior, mask). Training cuts random crops, biased to bleeds."""
+
+    def __init__(
+        self,
+        series: list[SeriesData],
+        *,
+        batch_size: int,
+        slab_mm: float,
+        context: int,
+        train: bool,
+        crop: int | None = None,
+        positive_fraction: float = 0.7,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.series, self.batch_size = series, batch_size
+        self.slab_mm, self.context, self.train, self.crop = slab_mm, context, train, crop
+        all_samples = segmenter_samples(series)
+        has = np.array([series[si].masks[i].any() for si, i in all_samples], dtype=bool)
+        self.rng = np.random.default_rng(seed)
+        if train:
+            # every positive slice, and negatives so positives make ~positive_fraction
+            pos, neg = all_samples[has], all_samples[~has]
+            n_neg = min(len(neg), int(len(pos) * (1 - positive_fraction) / positive_fraction) + 1)
+            neg = neg[self.rng.choice(len(neg), size=n_neg, replace=False)] if n_neg else neg[:0]
+            self.samples = np.concatenate([pos, neg])
+        else:
+            self.samples = all_samples
+        self.order = np.arange(len(self.samples))
+        if train:
+            self.rng.shuffle(self.order)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.samples) / self.batch_size)
+
+    def on_epoch_end(self) -> None:
+        if self.train:
+            self.rng.shuffle(self.order)
+
+    def _crop(self, x: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c, size = self.crop, x.shape[1]
+        xs = np.empty((len(x), c, c, x.shape[-1]), dtype=np.float32)
+        ms = np.empty((len(x), c, c), dtype=np.float32)
+        for k in range(len(x)):
+            ys, xs_ = np.nonzero(m[k])
+            if len(ys) and self.rng.random() < 0.85:
+                j = self.rng.integers(len(ys))
+                cy = int(np.clip(ys[j] + self.rng.integers(-c // 3, c // 3 + 1), c // 2, size - c // 2))
+                cx = int(np.clip(xs_[j] + self.rng.integers(-c // 3, c // 3 + 1), c // 2, size - c // 2))
+            else:
+                cy, cx = self.rng.integers(c // 2, size - c // 2 + 1, size=2)
+            y0, x0 = cy - c // 2, cx - c // 2
+            xs[k] = x[k, y0 : y0 + c, x0 : x0 + c]
+            ms[k] = m[k, y0 : y0 + c, x0 : x0 + c]
+        return xs, ms
+
+    def __getitem__(self, idx: int):
+        rows = self.samples[self.order[idx * self.batch_size : (idx + 1) * self.batch_size]]
+        x = build_inputs(self.series, rows, slab_mm=self.slab_mm, context=self.context)
+        m = np.stack([self.series[si].masks[i] for si, i in rows]).astype(np.float32)
+        if self.train:
+            x, m = augment(x, self.rng, m)
+        x = with_prior(x, self.context)
+        if self.train and self.crop and self.crop < x.shape[1]:
+            x, m = self._crop(x, m)
+        return x, m[..., None]

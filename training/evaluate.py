@@ -1,0 +1,182 @@
+"""Evaluate exported ONNX models through the ichinfer runtime itself (the product's own path).
+
+    python training/evaluate.py --data data/phantoms-test --out models/evaluation.json
+    python training/evaluate.py --data data/phantoms-test --real ../shared/data   # + real checks
+
+On a labelled folder in the RSNA layout (phantoms from ``training.synth`` with a seed never used
+for training, or real RSNA data), every classifier in the model folder is scored per slice
+(per-label ROC AUC, RSNA weighted log loss, sensitivity/specificity at the model's default
+thresholds) and the segmenter by Dice against ``masks/`` on each slice's own grid, next to plain
+50–90 HU masking inside the skull; series volumes are compared with ``studies.csv`` when
+present. ``--real`` adds the checks on real scans: the share of CQ500 slices flagged ``any`` and
+the known-negative RSNA samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+import ichinfer  # noqa: E402
+from ichinfer import models as model_store  # noqa: E402
+from ichinfer.labels import LABELS  # noqa: E402
+from ichinfer.metrics import (  # noqa: E402
+    roc_auc,
+    sensitivity_specificity,
+    weighted_log_loss,
+)
+from ichinfer.preprocess import clean_hu, dense_prior  # noqa: E402
+from training.data import read_rsna_labels  # noqa: E402
+
+KNOWN_NEGATIVE_RSNA = ("ID_63eb1e259", "ID_0000aee4b", "ID_0000f1657")
+
+
+def evaluate_classifier(path: Path, data: Path) -> dict:
+    labels = read_rsna_labels(data / "stage_2_train.csv")
+    clf = ichinfer.Classifier(path, device="cpu")
+    t0 = time.time()
+    result = clf.classify(data / "stage_2_train", on_error="collect")
+    seconds = time.time() - t0
+    ys, ps = [], []
+    for s in result.slices:
+        y = labels.get(Path(s.path).name.removesuffix(".dcm"))
+        if y is not None and not np.isnan(y).any():
+            ys.append(y)
+            ps.append([s.probabilities[k] for k in LABELS])
+    y, p = np.asarray(ys), np.asarray(ps)
+    out = {
+        "model": path.name,
+        "slices": len(y),
+        "positive_slices": {k: int(y[:, i].sum()) for i, k in enumerate(LABELS)},
+        "auc": {k: roc_auc(y[:, i], p[:, i]) for i, k in enumerate(LABELS)},
+        "weighted_log_loss": weighted_log_loss(y, p),
+        "seconds": round(seconds, 1),
+    }
+    at = {}
+    for i, k in enumerate(LABELS):
+        sens, spec = sensitivity_specificity(y[:, i], p[:, i] >= clf.thresholds[k])
+        at[k] = {"threshold": clf.thresholds[k], "sensitivity": sens, "specificity": spec}
+    out["at_default_thresholds"] = at
+    return out
+
+
+def _dice_parts(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
+    return int(np.logical_and(truth, pred).sum()), int(truth.sum() + pred.sum())
+
+
+def evaluate_segmenter(path: Path, data: Path) -> dict:
+    from training.pngio import read_png
+
+    seg = ichinfer.Segmenter(path, device="cpu")
+    t0 = time.time()
+    result = seg.segment(data / "stage_2_train", on_error="collect")
+    seconds = time.time() - t0
+    inter = total = p_inter = p_total = 0
+    per, per_prior = [], []
+    volumes = []
+    truth_volumes = _truth_volumes(data)
+    for series in result.series:
+        for sl in series.slices:
+            truth = read_png(data / "masks" / (Path(sl.path).stem + ".png")) > 0
+            prior = dense_prior(clean_hu(series.source.load_hu(sl.index))) > 0
+            a, b = _dice_parts(truth, sl.mask > 0)
+            c, d = _dice_parts(truth, prior)
+            inter, total, p_inter, p_total = inter + a, total + b, p_inter + c, p_total + d
+            if truth.any():
+                per.append(2 * a / b)
+                per_prior.append(2 * c / d)
+        true_ml = truth_volumes.get(series.series_uid)
+        if true_ml is not None and true_ml > 0.5:
+            volumes.append((true_ml, series.volume_ml))
+    rel = [abs(v - t) / t for t, v in volumes if v is not None]
+    return {
+        "model": path.name,
+        "slices": len(result.slices),
+        "dice_pooled": 2 * inter / max(total, 1),
+        "dice_mean_bleeding_slices": float(np.mean(per)) if per else None,
+        "plain_masking_dice_pooled": 2 * p_inter / max(p_total, 1),
+        "plain_masking_dice_mean_bleeding_slices": float(np.mean(per_prior)) if per_prior else None,
+        "bleeding_slices": len(per),
+        "volume_series": len(volumes),
+        "volume_median_relative_error": float(np.median(rel)) if rel else None,
+        "seconds": round(seconds, 1),
+    }
+
+
+def _truth_volumes(data: Path) -> dict[str, float]:
+    path = data / "studies.csv"
+    if not path.exists():
+        return {}
+    out = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            uid = row.get("series_uid") or row.get("SeriesInstanceUID")
+            vol = row.get("true_volume_ml") or row.get("volume_ml")
+            if uid and vol not in (None, ""):
+                out[uid] = float(vol)
+    return out
+
+
+def real_checks(path: Path, shared: Path) -> dict:
+    clf = ichinfer.Classifier(path, device="cpu")
+    out: dict = {"model": path.name}
+    cq = shared / "cq500-ct0"
+    if cq.is_dir():
+        t0 = time.time()
+        r = clf.classify(cq)
+        flagged = sum(s.probabilities["any"] >= clf.thresholds["any"] for s in r.slices)
+        out["cq500_ct0"] = {"slices": len(r.slices), "flagged_any": int(flagged),
+                            "flagged_fraction": flagged / max(len(r.slices), 1),
+                            "series_any_probability": r.probabilities["any"],
+                            "seconds": round(time.time() - t0, 2)}
+    rsna = shared / "rsna-samples"
+    if rsna.is_dir():
+        files = [rsna / f"{i}.dcm" for i in KNOWN_NEGATIVE_RSNA if (rsna / f"{i}.dcm").exists()]
+        r = clf.classify(files)
+        out["rsna_known_negatives"] = {
+            Path(s.path).stem: round(s.probabilities["any"], 4) for s in r.slices}
+        out["rsna_known_negatives_flagged"] = int(sum(
+            s.probabilities["any"] >= clf.thresholds["any"] for s in r.slices))
+        everything = clf.classify(rsna, on_error="collect")
+        out["rsna_samples_flagged_any"] = int(sum(
+            s.probabilities["any"] >= clf.thresholds["any"] for s in everything.slices))
+        out["rsna_samples"] = len(everything.slices)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--model-dir", type=Path, default=None)
+    p.add_argument("--real", type=Path, default=None, help="../shared/data for the real checks")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    folder = model_store.model_dir(args.model_dir)
+    manifest = model_store.read_manifest(folder)
+    report: dict = {"data": args.data.name, "classifiers": [], "segmenters": [], "real": []}
+    for name, entry in sorted(manifest["models"].items()):
+        path = folder / name
+        if entry.get("task") == "classify":
+            report["classifiers"].append(evaluate_classifier(path, args.data))
+            if args.real:
+                report["real"].append(real_checks(path, args.real))
+        elif entry.get("task") == "segment":
+            report["segmenters"].append(evaluate_segmenter(path, args.data))
+        print(json.dumps(report, indent=1)[-600:], flush=True)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
