@@ -18,7 +18,8 @@ log = logging.getLogger("training")
 
 def base_parser(description: str, *, default_arch: str, default_size: int) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--data", type=Path, required=True, help="RSNA layout or ct_scans/+masks/ folder")
+    p.add_argument("--data", type=Path, nargs="+", required=True,
+                   help="one or more folders: RSNA layout, or ct_scans/ + masks/ NIfTI pairs")
     p.add_argument("--arch", default=default_arch)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--image-size", type=int, default=default_size)
@@ -43,14 +44,14 @@ def setup_logging() -> None:
 
 
 def load_series(args: argparse.Namespace, *, with_masks: bool) -> list[SeriesData]:
-    data = Path(args.data)
     t0 = time.time()
-    if (data / "ct_scans").is_dir():
-        series = load_nifti_pairs(data, image_size=args.image_size)
-    else:
-        series = load_rsna(
-            data, image_size=args.image_size, with_masks=with_masks, max_series=args.max_series
-        )
+    series: list[SeriesData] = []
+    for data in args.data:
+        if (data / "ct_scans").is_dir():
+            series += load_nifti_pairs(data, image_size=args.image_size)
+        else:
+            series += load_rsna(data, image_size=args.image_size, with_masks=with_masks,
+                                max_series=args.max_series)
     log.info("loaded %d series, %d slices in %.0f s", len(series),
              sum(len(s.ids) for s in series), time.time() - t0)
     return series
@@ -67,10 +68,10 @@ def split(args: argparse.Namespace, series: list[SeriesData]):
 def data_note(args: argparse.Namespace) -> str:
     if args.data_note:
         return args.data_note
-    marker = Path(args.data) / "studies.csv"
-    if marker.exists():
-        return f"ichinfer synthetic head-CT phantoms (training/synth.py), folder {Path(args.data).name}"
-    return f"data folder {Path(args.data).name}"
+    names = ", ".join(Path(d).name for d in args.data)
+    if all((Path(d) / "studies.csv").exists() for d in args.data):
+        return f"ichinfer synthetic head-CT phantoms only (training/synth.py; folders {names})"
+    return f"data folders {names}"
 
 
 def write_sidecar(out: Path, info: dict) -> Path:

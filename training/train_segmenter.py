@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     class Sync(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             model.set_weights(train_model.get_weights())
-            cb.model = model
+            cb.set_model(model)
             cb.on_epoch_end(epoch, logs)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,163 @@
+"""Tests for the head-CT phantom generator (training/synth.py) and the PNG helpers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from training.pngio import read_png, write_png
+from training.synth import (
+    MIN_LABEL_AREA_MM2,
+    RSNA_LABELS,
+    generate,
+    make_study,
+    slice_normal,
+    write_study,
+)
+from training.synth_dicom import ENCODINGS, PADDING_HU
+
+
+def _hu(ds: pydicom.Dataset) -> np.ndarray:
+    """(0028,1053) Rescale Slope and (0028,1052) Rescale Intercept applied to the pixels."""
+    return ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+
+
+@pytest.fixture(scope="module")
+def small_positive():
+    return make_study(7, size=64, positive=True, thin=False)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("phantoms")
+    generate(out, 2, 11, size=64, positive_fraction=1.0, thin_fraction=0.0)
+    return out
+
+
+def test_png_roundtrip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for img in (
+        rng.integers(0, 256, (17, 23), dtype=np.uint8),
+        rng.integers(0, 256, (9, 5, 3), dtype=np.uint8),
+    ):
+        write_png(tmp_path / "a.png", img)
+        np.testing.assert_array_equal(read_png(tmp_path / "a.png"), img)
+
+
+def test_make_study_is_deterministic(small_positive) -> None:
+    again = make_study(7, size=64, positive=True, thin=False)
+    np.testing.assert_array_equal(again.hu, small_positive.hu)
+    np.testing.assert_array_equal(again.labels, small_positive.labels)
+    np.testing.assert_array_equal(again.positions, small_positive.positions)
+    assert again.volumes_ml == small_positive.volumes_ml
+    other = make_study(8, size=64, positive=True, thin=False)
+    assert other.hu.shape != again.hu.shape or not np.array_equal(other.hu, again.hu)
+
+
+def test_study_k_does_not_depend_on_study_count(tmp_path: Path, generated: Path) -> None:
+    generate(tmp_path, 1, 11, size=64, positive_fraction=1.0, thin_fraction=0.0)
+    with open(tmp_path / "studies.csv") as a, open(generated / "studies.csv") as b:
+        assert next(csv.DictReader(a)) == next(csv.DictReader(b))
+    for f in (tmp_path / "stage_2_train").glob("*.dcm"):
+        assert f.read_bytes() == (generated / "stage_2_train" / f.name).read_bytes()
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_files_read_back_with_hu_in_range(tmp_path: Path, small_positive, encoding: str) -> None:
+    small_positive.params["encoding"] = encoding
+    try:
+        rec = write_study(small_positive, tmp_path, study_index=3)
+    finally:
+        small_positive.params["encoding"] = "s16"
+    assert len(rec.ids) == small_positive.n_slices
+    for k in (0, small_positive.n_slices // 2):
+        path = tmp_path / "stage_2_train" / f"{rec.ids[k]}.dcm"
+        ds = pydicom.dcmread(path)
+        assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+        assert ds.SOPClassUID == ds.file_meta.MediaStorageSOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
+        assert ds.SOPInstanceUID == ds.file_meta.MediaStorageSOPInstanceUID
+        for u in (ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID):
+            assert pydicom.uid.UID(u).is_valid
+        assert ds.Modality == "CT" and ds.PatientID == "PHANTOM-0003"
+        assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"]
+        assert "ichinfer synthetic phantom" in ds.ImageComments
+        assert ds.InstanceNumber == k + 1 and ds.RescaleType == "HU"
+        hu = _hu(ds)
+        inside = small_positive.in_fov
+        assert hu[inside].min() >= -1024 and hu[inside].max() <= 3071
+        expected = np.clip(np.rint(small_positive.hu[k]), -1024, 3071)
+        np.testing.assert_allclose(hu[inside], expected[inside], atol=1.0)
+        outside = hu[~inside]
+        if encoding == "u12":
+            assert ds.BitsStored == 12 and ds.PixelRepresentation == 0
+            assert (outside == -1024).all()
+        else:
+            assert ds.BitsStored == 16 and ds.PixelRepresentation == 1
+            assert (outside == PADDING_HU).all()
+
+
+def test_label_csv_matches_masks(generated: Path) -> None:
+    with open(generated / "stage_2_train.csv") as fh:
+        reader = csv.reader(fh)
+        assert next(reader) == ["ID", "Label"]
+        rows = list(reader)
+    labels: dict[str, dict[str, int]] = {}
+    for rid, val in rows:
+        stem, _, name = rid.rpartition("_")
+        labels.setdefault(stem, {})[name] = int(val)
+    dcms = sorted((generated / "stage_2_train").glob("*.dcm"))
+    assert len(labels) == len(dcms) == len(rows) // 6
+    assert [r[0].rpartition("_")[2] for r in rows[:6]] == list(RSNA_LABELS)
+    positives = 0
+    for f in dcms:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        mask = read_png(generated / "masks" / f"{f.stem}.png")
+        assert mask.shape == (ds.Rows, ds.Columns) and mask.max() <= 5
+        area = float(ds.PixelSpacing[0]) * float(ds.PixelSpacing[1])
+        lab = labels[f.stem]
+        for code, name in enumerate(RSNA_LABELS[:5], start=1):
+            assert lab[name] == int((mask == code).sum() * area >= MIN_LABEL_AREA_MM2), f.stem
+        assert lab["any"] == max(lab[n] for n in RSNA_LABELS[:5])
+        positives += lab["any"]
+    assert positives > 0
+
+
+def test_true_volume_matches_mask_count() -> None:
+    study = make_study(6, size=128, positive=True, thin=False)
+    assert study.thickness_mm >= 2.0 and study.volume_ml > 2.0, study.params
+    mask_ml = (study.labels > 0).sum() * study.pixel_spacing.prod() * study.spacing_mm / 1000.0
+    assert mask_ml == pytest.approx(study.volume_ml, rel=0.10)
+    assert sum(study.volumes_ml.values()) >= study.volume_ml * 0.999
+
+
+def test_tilted_series_geometry(tmp_path: Path) -> None:
+    study = next(
+        s
+        for s in (make_study(seed, size=32, positive=False) for seed in range(40))
+        if s.params["tilt_deg"] > 5.0
+    )
+    row, col = study.orientation[:3], study.orientation[3:]
+    assert (
+        abs(row @ col) < 1e-9
+        and np.isclose(np.linalg.norm(row), 1)
+        and np.isclose(np.linalg.norm(col), 1)
+    )
+    normal = slice_normal(study.orientation)
+    assert abs(normal[2]) < 0.999  # not the identity orientation
+    steps = np.diff(study.positions, axis=0)
+    np.testing.assert_allclose(steps @ normal, study.spacing_mm, atol=1e-6)
+    np.testing.assert_allclose(steps - np.outer(steps @ normal, normal), 0, atol=1e-6)
+    rec = write_study(study, tmp_path)
+    ds = [
+        pydicom.dcmread(tmp_path / "stage_2_train" / f"{i}.dcm", stop_before_pixels=True)
+        for i in rec.ids[:2]
+    ]
+    iop = np.array(ds[0].ImageOrientationPatient, float)
+    np.testing.assert_allclose(iop, study.orientation, atol=1e-5)
+    d = np.subtract(ds[1].ImagePositionPatient, ds[0].ImagePositionPatient).astype(float)
+    np.testing.assert_allclose(np.cross(d, slice_normal(iop)), 0, atol=1e-4)
+    assert float(ds[0].SliceThickness) == pytest.approx(study.thickness_mm)
