@@ -65,8 +65,9 @@ class Classifier:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
         path = models.locate("classify", model=model, model_dir_override=model_dir, variant=variant)
-        self.session = runtime.get_session(path, device=device, providers=providers,
-                                           threads=threads)
+        self.session = runtime.get_session(
+            path, device=device, providers=providers, threads=threads
+        )
         self.spec = self.session.spec
         if self.spec.task != "classify":
             raise InvalidInputError(f"{path}: a {self.spec.task} model, not a classifier")
@@ -132,8 +133,12 @@ class Classifier:
         scan = scan_inputs(path, on_error=on_error)
         failures = failures_of(scan.failures)
         results = list(self._iter(scan.series, on_error, failures))
-        return ClassificationResult(series=results, failures=failures,
-                                    skipped=failures_of(scan.skipped), model=self.spec.describe())
+        return ClassificationResult(
+            series=results,
+            failures=failures,
+            skipped=failures_of(scan.skipped),
+            model=self.spec.describe(),
+        )
 
 
 def classify(
@@ -150,8 +155,7 @@ def classify(
 
     Sessions are cached, so repeated calls do not reload the model.
     """
-    clf = Classifier(model, device=device, threads=threads, batch_size=batch_size,
-                     thresholds=thresholds)
+    clf = Classifier(
+        model, device=device, threads=threads, batch_size=batch_size, thresholds=thresholds
+    )
     return clf.classify(path, on_error=on_error)
-
-

@@ -1,13 +1,16 @@
 """The ``ichinfer`` command line (Typer): arguments, progress bars, exit codes.
 
 Exit codes: 0 every input processed; 1 some input failed (the rest processed, failures listed);
-2 usage errors (bad options, an output that exists without ``--overwrite``, no models).
+2 usage or setup errors (bad options, an output that exists without ``--overwrite``, a model that
+is missing or refused: sha256 or metadata not matching); 130 interrupted (Ctrl-C): completed
+series are kept and ``--resume`` continues. Every message is one line; ``--debug`` adds tracebacks.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ichinfer import __version__
 from ichinfer.errors import IchInferError
@@ -40,6 +44,8 @@ ThreadsOpt = Annotated[int | None, typer.Option(help="intra-op threads (0: all c
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or summary")]
 DebugOpt = Annotated[bool, typer.Option(help="tracebacks and debug logging")]
 OverwriteOpt = Annotated[bool, typer.Option(help="replace existing outputs")]
+ResumeOpt = Annotated[bool, typer.Option(
+    help="keep the series an earlier (interrupted) run completed, do the rest")]
 VariantOpt = Annotated[str | None, typer.Option(help="model variant from the manifest, e.g. int8")]
 
 
@@ -49,9 +55,27 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
                         stream=sys.stderr)
 
 
+def _say(label: str, style: str, message: str) -> None:
+    """One line on stderr: paths and reasons are printed as they are (no markup, no wrapping)."""
+    err_console.print(Text.assemble((label, style), " ", message), soft_wrap=True, highlight=False)
+
+
 def _fail_usage(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    _say("error:", "red", message)
     raise typer.Exit(2)
+
+
+@contextmanager
+def _interruptible(debug: bool):
+    """Ctrl-C: one line and exit code 130; outputs are written atomically, so none is half."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _say("interrupted:", "yellow",
+             "completed series are kept; rerun with --resume to continue")
+        raise typer.Exit(130) from None
 
 
 @contextmanager
@@ -68,63 +92,121 @@ def _progress(total: int, label: str, quiet: bool):
 
 def _report_failures(failures, skipped, quiet: bool) -> None:
     for f in failures:
-        err_console.print(f"[red]failed:[/red] {f.path}: {f.reason}", highlight=False)
+        _say("failed:", "red", f"{f.path}: {f.reason}")
     if not quiet:
         for s in skipped:
-            err_console.print(f"[yellow]skipped:[/yellow] {s.path}: {s.reason}", highlight=False)
+            _say("skipped:", "yellow", f"{s.path}: {s.reason}")
 
 
-def _check_out(path: Path | None, overwrite: bool) -> None:
-    if path is not None and path.exists() and not overwrite:
-        _fail_usage(f"{path} exists; use --overwrite to replace it")
+def _check_out(path: Path | None, overwrite: bool, resume: bool = False) -> None:
+    if path is not None and path.exists() and not overwrite and not resume:
+        _fail_usage(f"{path} exists; use --overwrite to replace it (or --resume to continue)")
 
 
-def _run(debug: bool, fn):
-    """Call ``fn``; an ichinfer error that stops the whole run becomes one line and exit 1."""
+def _run(debug: bool, fn, code: int = 1):
+    """Call ``fn``; an ichinfer error that stops the whole run becomes one line and ``code``."""
     try:
         return fn()
     except IchInferError as err:
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {err}", highlight=False)
-        raise typer.Exit(1) from None
+        _say("error:", "red", str(err))
+        raise typer.Exit(code) from None
+
+
+def _records(folder: Path, resume: bool):
+    """The resume records of an output (cleared unless resuming); stale temp files removed."""
+    from ichinfer.resume import RecordStore
+
+    store = RecordStore(folder)
+    if resume:
+        from ichinfer.results import remove_partials
+
+        remove_partials(folder)
+    else:
+        store.clear()
+    return store
+
+
+def _key(task: str, series, spec, options: dict) -> str | None:
+    from ichinfer.models import sha256
+    from ichinfer.resume import series_key
+
+    try:
+        return series_key(task, series, model_sha256=sha256(spec.path), options=options)
+    except OSError:
+        return None
+
+
+def _report_resumed(done: int, total: int, quiet: bool) -> None:
+    if not quiet:
+        _say("resume:", "cyan", f"{done} of {total} series already complete, loaded from records")
 
 
 @app.command()
 def classify(
     paths: PathsArg,
-    out: Annotated[Path | None, typer.Option(help="results.csv (RSNA format) or results.json")] = None,
+    out: Annotated[Path | None,
+                   typer.Option(help="results.csv (RSNA format) or results.json")] = None,
     model: ModelOpt = None,
     model_dir: ModelDirOpt = None,
     variant: VariantOpt = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    thresholds: Annotated[Path | None, typer.Option(help="thresholds JSON (ichinfer calibrate)")] = None,
+    thresholds: Annotated[Path | None,
+                          typer.Option(help="thresholds JSON (ichinfer calibrate)")] = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """Six ICH probabilities per slice and a verdict per series."""
+    with _interruptible(debug):
+        _classify(paths, out, model, model_dir, variant, device, threads, batch_size, thresholds,
+                  quiet, debug, overwrite, resume)
+
+
+def _classify(paths, out, model, model_dir, variant, device, threads, batch_size, thresholds,
+              quiet, debug, overwrite, resume) -> None:
     from ichinfer.classification import Classifier
     from ichinfer.pipeline import failures_of, scan_inputs
-    from ichinfer.results import ClassificationResult, to_json, to_rsna_csv
+    from ichinfer.results import ClassificationResult, remove_partials, to_json, to_rsna_csv
+    from ichinfer.resume import classification_from_record, classification_record
 
     _setup_logging(debug, quiet)
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         _fail_usage(f"--out must end in .csv or .json, not {out.name!r}")
-    _check_out(out, overwrite)
+    if resume and out is None:
+        _fail_usage("--resume needs --out (the records are kept beside the output file)")
+    _check_out(out, overwrite, resume)
     clf = _run(debug, lambda: Classifier(model, model_dir=model_dir, variant=variant, device=device,
                                          threads=threads, batch_size=batch_size,
-                                         thresholds=thresholds))
+                                         thresholds=thresholds), code=2)
     scan = _run(debug, lambda: scan_inputs(paths, on_error="collect"))
     failures = failures_of(scan.failures)
-    results = []
+    store = None
+    if out is not None:
+        remove_partials(out.parent, out.name)
+        store = _records(out.parent / f".{out.name}.resume", resume)
+    options = {"thresholds": clf.thresholds}
+    results, resumed = [], 0
     with _progress(sum(len(s.slices) for s in scan.series), "classifying", quiet) as advance:
         for series in scan.series:
-            for res in clf._iter([series], "collect", failures):
+            key = _key("classify", series, clf.spec, options) if store else None
+            done = store.load(key) if store and key and resume else None
+            res = classification_from_record(done) if done else None
+            if res is not None:
                 results.append(res)
+                resumed += 1
+            else:
+                for new in clf._iter([series], "collect", failures):
+                    results.append(new)
+                    if store and key:
+                        store.save(key, classification_record(new))
             advance(len(series.slices))
+    if resume:
+        _report_resumed(resumed, len(scan.series), quiet)
     result = ClassificationResult(series=results, failures=failures,
                                   skipped=failures_of(scan.skipped), model=clf.spec.describe())
     if out is not None:
@@ -158,41 +240,104 @@ def segment(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    overlays: Annotated[str, typer.Option(help="which slices get an overlay PNG: bleeding | all | none")] = "bleeding",
+    overlays: Annotated[str, typer.Option(
+        help="which slices get an overlay PNG: bleeding | all | none")] = "bleeding",
+    subtypes: Annotated[bool, typer.Option(
+        help="also run the classifier and measure each subtype")] = False,
+    thresholds: Annotated[Path | None, typer.Option(
+        help="classifier thresholds JSON (ichinfer calibrate); implies --subtypes")] = None,
+    dicom_out: Annotated[Path | None, typer.Option(
+        help="also write a DICOM SEG and a Secondary Capture overlay series here")] = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
 ) -> None:
-    """Bleed masks per slice, blue overlays, areas and volume per series."""
+    """Bleed masks per slice, blue overlays, volume, ABC/2 and separate bleeds per series."""
+    with _interruptible(debug):
+        _segment(paths, out, model, model_dir, variant, device, threads, batch_size, overlays,
+                 quiet, debug, overwrite, resume, subtypes or thresholds is not None, thresholds,
+                 dicom_out)
+
+
+_OUTPUT_PNG = re.compile(r"s\d{2,}_\d{4,}\.png")
+"""Names of the PNGs ``segment`` writes in masks/ and overlays/ (nothing else is removed)."""
+
+
+def _segment_outputs(out: Path) -> list[Path]:
+    found = [out / "summary.json"] if (out / "summary.json").exists() else []
+    for sub in ("masks", "overlays"):
+        if (out / sub).is_dir():
+            found += [p for p in (out / sub).iterdir() if _OUTPUT_PNG.fullmatch(p.name)]
+    return found
+
+
+def _segment(paths, out, model, model_dir, variant, device, threads, batch_size, overlays,
+             quiet, debug, overwrite, resume, subtypes=False, thresholds=None,
+             dicom_out=None) -> None:
     from ichinfer.overlay import blue_overlay, mask_png, write_png
     from ichinfer.pipeline import failures_of, scan_inputs
-    from ichinfer.results import SegmentationResult, to_json
+    from ichinfer.results import SegmentationResult, remove_partials, to_json
+    from ichinfer.resume import mask_files, segmentation_from_record, segmentation_record
     from ichinfer.segmentation import Segmenter
+    from ichinfer.study import iter_segmentations
 
     _setup_logging(debug, quiet)
     if overlays not in ("bleeding", "all", "none"):
         _fail_usage(f"--overlays must be bleeding, all or none, not {overlays!r}")
     summary_path = out / "summary.json"
-    _check_out(summary_path, overwrite)
+    previous = _segment_outputs(out)
+    if previous and not overwrite and not resume:
+        _fail_usage(f"{out} holds outputs of an earlier run ({previous[0].name}, ...); use "
+                    "--overwrite to replace them or --resume to continue")
     seg = _run(debug, lambda: Segmenter(model, model_dir=model_dir, variant=variant, device=device,
-                                        threads=threads, batch_size=batch_size))
+                                        threads=threads, batch_size=batch_size), code=2)
+    clf = _extras_classifier(subtypes, thresholds, model_dir, variant, device, threads, debug)
+    if dicom_out is not None:
+        _check_out(dicom_out / "s00_seg.dcm", overwrite, resume)
     scan = _run(debug, lambda: scan_inputs(paths, on_error="collect"))
     failures = failures_of(scan.failures)
-    results = []
+    for folder in (out, out / "masks", out / "overlays"):
+        remove_partials(folder)
+    store = _records(out / ".ichinfer-resume", resume)
+    results, written, resumed = [], set(), 0
     with _progress(sum(len(s.slices) for s in scan.series), "segmenting", quiet) as advance:
         for k, series in enumerate(scan.series):
-            for res in seg._iter([series], "collect", failures):
+            options = {"threshold": seg.threshold, "overlays": overlays, "stem": f"s{k:02d}"}
+            key = _key("segment", series, seg.spec, options)
+            done = store.load(key) if key and resume else None
+            res = segmentation_from_record(done, out) if done else None
+            if res is not None and all((out / n).exists() for n in done.get("overlays", [])):
                 results.append(res)
-                for sl in res.slices:
+                written.update(out / name for name in mask_files(done))
+                written.update(out / n for n in done.get("overlays", []))
+                resumed += 1
+                advance(len(series.slices))
+                continue
+            for new in iter_segmentations([series], segmenter=seg, classifier=clf,
+                                          on_error="collect", failures=failures):
+                results.append(new)
+                names, drawn = [], []
+                for sl in new.slices:
                     stem = f"s{k:02d}_{sl.index:04d}"
                     write_png(out / "masks" / f"{stem}.png", mask_png(sl.mask))
+                    names.append(f"masks/{stem}.png")
                     if overlays == "all" or (overlays == "bleeding" and sl.mask.any()):
-                        hu = res.source.load_hu(sl.index)
+                        hu = new.source.load_hu(sl.index)
                         write_png(out / "overlays" / f"{stem}.png", blue_overlay(hu, sl.mask))
+                        drawn.append(f"overlays/{stem}.png")
+                written.update(out / n for n in names + drawn)
+                if key:
+                    store.save(key, {**segmentation_record(new, names), "overlays": drawn})
             advance(len(series.slices))
+    if resume:
+        _report_resumed(resumed, len(scan.series), quiet)
+    _segment_extras(results, scan.series, clf, dicom_out, overlays, seg, failures, quiet)
     result = SegmentationResult(series=results, failures=failures,
                                 skipped=failures_of(scan.skipped), model=seg.spec.describe())
     to_json(result, summary_path)
+    for stale in set(_segment_outputs(out)) - written - {summary_path}:
+        stale.unlink(missing_ok=True)  # an earlier run's PNG this run did not write
     if not quiet:
         for k, s in enumerate(result.series):
             n_bleed = sum(1 for sl in s.slices if sl.mask.any())
@@ -203,6 +348,146 @@ def segment(
         out_console.print(f"wrote {summary_path}", highlight=False)
     _report_failures(result.failures, result.skipped, quiet)
     raise typer.Exit(1 if result.failures or not result.series else 0)
+
+
+def _extras_classifier(subtypes, thresholds, model_dir, variant, device, threads, debug):
+    """The classifier ``segment`` runs for subtype attribution (None without --subtypes)."""
+    if not subtypes:
+        return None
+    from ichinfer.classification import Classifier
+
+    return _run(debug, lambda: Classifier(model_dir=model_dir, variant=variant, device=device,
+                                          threads=threads, thresholds=thresholds), code=2)
+
+
+def _segment_extras(results, series_list, clf, dicom_out, overlays, seg, failures, quiet) -> None:
+    """Subtypes for series loaded on resume, and the DICOM SEG + overlay series per series."""
+    if clf is None and dicom_out is None:
+        return
+    from ichinfer.dicom_out import write_dicom_outputs
+    from ichinfer.pipeline import series_failure
+    from ichinfer.study import attach_subtypes
+
+    index = {s.series_uid: k for k, s in enumerate(series_list)}
+    for res in results:
+        k = index.get(res.series_uid, 0)
+        series = series_list[k]
+        try:
+            if clf is not None and getattr(res.measurements, "by_subtype", None) is None:
+                attach_subtypes(res, series, classifier=clf)
+            if dicom_out is not None:
+                done = write_dicom_outputs(res, dicom_out, overlays=overlays, stem=f"s{k:02d}",
+                                           model_version=seg.spec.version, source=series)
+                if not quiet:
+                    out_console.print(f"series s{k:02d}: wrote {done.seg} and "
+                                      f"{len(done.overlays)} overlay image(s)", highlight=False)
+        except IchInferError as err:
+            failures.append(series_failure(series, err))
+
+
+@app.command()
+def calibrate(
+    labels: Annotated[Path, typer.Argument(help="the site's labels, RSNA CSV (ID,Label)")],
+    out: Annotated[Path, typer.Option(help="thresholds JSON to write")],
+    predictions: Annotated[Path | None, typer.Option(
+        help="the model's outputs, RSNA CSV (ichinfer classify --out x.csv)")] = None,
+    images: Annotated[list[Path] | None, typer.Option(
+        help="or: run the classifier on these files/folders")] = None,
+    target_sensitivity: Annotated[float, typer.Option(min=0.01, max=1.0)] = 0.95,
+    model: ModelOpt = None,
+    model_dir: ModelDirOpt = None,
+    variant: VariantOpt = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Per-label thresholds reaching a target sensitivity on a site's labelled cases."""
+    from ichinfer import calibrate as cal
+
+    _setup_logging(debug, quiet)
+    if (predictions is None) == (not images):
+        _fail_usage("give either --predictions PRED.csv or --images PATH")
+    _check_out(out, overwrite)
+    truth = _run(debug, lambda: cal.read_rsna_csv(labels), code=2)
+    reference = None
+    if predictions is not None:
+        scores = _run(debug, lambda: cal.read_rsna_csv(predictions), code=2)
+    else:
+        from ichinfer.classification import Classifier
+
+        clf = _run(debug, lambda: Classifier(model, model_dir=model_dir, variant=variant,
+                                             device=device, threads=threads), code=2)
+        result = _run(debug, lambda: clf.classify(images, on_error="collect"))
+        _report_failures(result.failures, result.skipped, quiet)
+        scores, reference = cal.scores_from_classification(result), clf.spec.thresholds
+    calibration = _run(debug, lambda: cal.calibrate(truth, scores=scores,
+                                                    target_sensitivity=target_sensitivity,
+                                                    reference_thresholds=reference))
+    cal.write_thresholds(calibration, out)
+    if not quiet:
+        _print_calibration(calibration)
+        out_console.print(f"wrote {out}", highlight=False)
+
+
+def _print_calibration(calibration) -> None:
+    def ci(lo_hi) -> str:
+        lo, hi = lo_hi
+        return "" if lo != lo else f" [{lo:.3f}, {hi:.3f}]"  # NaN: no interval
+
+    table = Table(title=f"ichinfer calibrate: target sensitivity {calibration.target_sensitivity}"
+                  f" on {calibration.n_images} images (95% CI)", title_justify="left")
+    for col in ("label", "pos/neg", "threshold", "sensitivity", "specificity", "AUC"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for label, c in calibration.labels.items():
+        p = c.chosen
+        table.add_row(label, f"{c.n_positive}/{c.n_negative}",
+                      "default" if p is None else f"{p.threshold:.4f}",
+                      "" if p is None else f"{p.sensitivity:.3f}{ci(p.sensitivity_ci)}",
+                      "" if p is None else f"{p.specificity:.3f}{ci(p.specificity_ci)}",
+                      f"{c.auc:.3f}{ci(c.auc_ci)}")
+    out_console.print(table)
+    for note in calibration.notes:
+        out_console.print(f"note: {note}", highlight=False)
+    if calibration.n_unmatched:
+        out_console.print(f"note: {calibration.n_unmatched} labelled image(s) had no model output",
+                          highlight=False)
+
+
+@app.command()
+def report(
+    paths: PathsArg,
+    out: Annotated[Path, typer.Option(help="report.html (self-contained)")],
+    model_dir: ModelDirOpt = None,
+    variant: VariantOpt = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+    thresholds: Annotated[Path | None, typer.Option(
+        help="classifier thresholds JSON (ichinfer calibrate)")] = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """A one-page HTML report: verdict, measurements, key slices, models, notice."""
+    from ichinfer.classification import Classifier
+    from ichinfer.report import build_report, write_report
+    from ichinfer.segmentation import Segmenter
+
+    _setup_logging(debug, quiet)
+    if out.suffix.lower() not in (".html", ".htm"):
+        _fail_usage(f"--out must end in .html, not {out.name!r}")
+    _check_out(out, overwrite)
+    clf = _run(debug, lambda: Classifier(model_dir=model_dir, variant=variant, device=device,
+                                         threads=threads, thresholds=thresholds), code=2)
+    seg = _run(debug, lambda: Segmenter(model_dir=model_dir, variant=variant, device=device,
+                                        threads=threads), code=2)
+    rep = _run(debug, lambda: build_report(paths, classifier=clf, segmenter=seg))
+    write_report(rep.html, out)
+    if not quiet:
+        out_console.print(f"wrote {out} ({len(rep.series)} series)", highlight=False)
+    _report_failures(rep.failures, rep.skipped, quiet)
+    raise typer.Exit(1 if rep.failures or not rep.series else 0)
 
 
 @app.command()

@@ -72,6 +72,10 @@ SAME_POSITION_MM = 0.01
 """Two different images closer than this along the normal are duplicates."""
 GAP_FACTOR = 1.5
 """A step larger than this times the median step is reported as a gap."""
+MIN_SIDE = 16
+"""Smallest (0028,0010) Rows / (0028,0011) Columns accepted: smaller is not a head CT slice."""
+MAX_SIDE = 4096
+"""Largest Rows / Columns accepted (bounds the memory one slice can take)."""
 ORIENTATION_TOLERANCE = 1e-3
 """Largest per-cosine difference for two (0020,0037) values to count as the same orientation."""
 
@@ -99,6 +103,9 @@ _LOCALIZER_TYPES = frozenset({"LOCALIZER", "SCOUT", "TOPOGRAM"})
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 _LONG_LENGTH_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
+_QUOTED = re.compile(r"[bB]?'[^'\n]*'|\"[^\"\n]*\"")
+_UID_TEXT = re.compile(r"[0-9A-Za-z._-]{1,64}")
+_CODE_TEXT = re.compile(r"[A-Z0-9 _]{0,16}")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
@@ -172,7 +179,7 @@ class Series:
             if info.frame is None:
                 yield read_hu(info.path)
                 continue
-            with _pydicom_warnings(info.path):
+            with _reading(info.path):
                 if cached is None or cached[0] != info.path:
                     cached = (info.path, _read_image_dataset(info.path))
                 hu = _hu_from_dataset(cached[1], info.path, info.frame)
@@ -203,14 +210,35 @@ def _frame_of(info: SliceInfo) -> int:
     return info.frame
 
 
+def _redact(message: object) -> str:
+    """A third-party message with its quoted values removed.
+
+    pydicom quotes element values in its messages (``Invalid value for VR PN: 'Doe^John'``);
+    any of them may be a patient identifier, so none is passed on.
+    """
+    return _QUOTED.sub("'…'", str(message))
+
+
 @contextmanager
-def _pydicom_warnings(path: str) -> Iterator[None]:
-    """Turn pydicom's warnings (invalid UIDs, odd VRs) into debug log lines naming the file."""
+def _reading(path: str) -> Iterator[None]:
+    """Guard one file's read: pydicom's warnings become debug lines naming the file, and an
+    error pydicom raises late (a malformed value met when it is first used) an
+    :class:`InvalidInputError` naming the file; ichinfer's own errors pass unchanged."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        yield
-    for w in caught:
-        logger.debug("%s: pydicom: %s", path, w.message)
+        try:
+            yield
+        except IchInferError:
+            raise
+        except (MemoryError, RecursionError, ValueError, TypeError, KeyError, IndexError,
+                AttributeError, LookupError, ArithmeticError, NotImplementedError, OSError,
+                struct.error, EOFError) as err:
+            raise InvalidInputError(
+                f"malformed DICOM: {type(err).__name__}: {_redact(err)}", path=path
+            ) from err
+        finally:
+            for w in caught:
+                logger.debug("%s: pydicom: %s", path, _redact(w.message))
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,7 +301,10 @@ def _text(ds: Dataset, keyword: str) -> str | None:
         value: Any = ds[keyword].value
     except Exception:  # noqa: BLE001 - malformed value: fall back to the raw bytes
         tag = pydicom.datadict.tag_for_keyword(keyword)
-        raw = ds.get_item(tag) if tag is not None else None
+        try:
+            raw = ds.get_item(tag, keep_deferred=True) if tag is not None else None
+        except Exception:  # noqa: BLE001 - nothing usable in this element
+            raw = None
         value = getattr(raw, "value", None)
     if value is None:
         return None
@@ -312,8 +343,21 @@ def _strings(ds: Dataset, keyword: str) -> list[str]:
 
 
 def _uid(ds: Dataset, keyword: str) -> str:
+    """A UID-like value (digits, letters, ``._-``, at most 64), else "" (absent or malformed).
+
+    A damaged length field can make a value run into its neighbours (a patient's name among
+    them), so anything else is never passed on into names, messages or results.
+    """
     text = _text(ds, keyword)
-    return text.strip().strip("\x00").strip() if text else ""
+    value = text.strip().strip("\x00").strip() if text else ""
+    return value if _UID_TEXT.fullmatch(value) else ""
+
+
+def _code(ds: Dataset, keyword: str) -> str | None:
+    """A code string (CS) upper-cased: "" when absent, None when malformed (see :func:`_uid`)."""
+    text = _text(ds, keyword)
+    value = text.strip().strip("\x00").strip().upper() if text else ""
+    return value if _CODE_TEXT.fullmatch(value) else None
 
 
 def _vector(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
@@ -348,6 +392,8 @@ def _read_dataset(path: str, *, stop_before_pixels: bool) -> tuple[Dataset, bool
             head = fp.read(132)
             fp.seek(0)
             preamble = head[128:132] == b"DICM"
+            if size == 0:
+                raise NotDicomError("empty file (0 bytes)", path=path)
             if not preamble and not _looks_like_raw_dataset(head):
                 raise NotDicomError("not a DICOM file (no 'DICM' preamble)", path=path)
             ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=True)
@@ -361,7 +407,7 @@ def _read_dataset(path: str, *, stop_before_pixels: bool) -> tuple[Dataset, bool
         raise InvalidInputError(f"cannot read file: {err.strerror or err}", path=path) from err
     except Exception as err:  # noqa: BLE001 - any pydicom parse failure means a corrupt file
         raise InvalidInputError(
-            f"unreadable or truncated DICOM: {type(err).__name__}: {err}", path=path
+            f"unreadable or truncated DICOM: {type(err).__name__}: {_redact(err)}", path=path
         ) from err
     if len(ds) == 0:
         raise InvalidInputError("empty or truncated DICOM data set", path=path)
@@ -390,7 +436,12 @@ def _ensure_transfer_syntax(ds: Dataset) -> None:
 
 
 def _pixel_element_follows(fp: Any, ds: Dataset, size: int, path: str) -> bool | None:
-    """After a ``stop_before_pixels`` read: is the next element Pixel Data, and is it whole?"""
+    """After a ``stop_before_pixels`` read: is the next element Pixel Data, and is it whole?
+
+    Native data must hold the bytes that (0028,0010) Rows x (0028,0011) Columns x
+    (0028,0008) Number of Frames promise; encapsulated data must end with its Sequence
+    Delimitation Item and hold at least one fragment per frame. Only lengths are read.
+    """
     if _transfer_syntax(ds) == DeflatedExplicitVRLittleEndian:
         return None
     start = fp.tell()
@@ -408,20 +459,72 @@ def _pixel_element_follows(fp: Any, ds: Dataset, size: int, path: str) -> bool |
         length, value_start = struct.unpack(endian + "I", header[8:12])[0], start + 12
     else:
         length, value_start = struct.unpack(endian + "H", header[6:8])[0], start + 8
-    if length != 0xFFFFFFFF and value_start + length > size:
+    frames = _number_of_frames(ds)
+    if length == 0xFFFFFFFF:
+        fragments = _count_fragments(fp, value_start, size, endian, path)
+        if fragments < frames:
+            raise InvalidInputError(
+                f"encapsulated Pixel Data holds {fragments} fragments for {frames} frames",
+                path=path,
+            )
+        return True
+    if value_start + length > size:
         raise InvalidInputError(
             f"truncated: (7FE0,0010) Pixel Data declares {length} bytes, "
             f"the file holds {max(size - value_start, 0)}",
             path=path,
         )
+    rows, columns = _int(ds, "Rows") or 0, _int(ds, "Columns") or 0
+    bits = 32 if (group, element) == (0x7FE0, 0x0008) else _int(ds, "BitsAllocated") or 16
+    if (group, element) == (0x7FE0, 0x0009):
+        bits = 64
+    needed = (rows * columns * frames * max(bits, 1) + 7) // 8  # greyscale: 1 sample
+    if needed > length:
+        raise InvalidInputError(
+            f"(7FE0,0010) Pixel Data holds {length} bytes, {frames} frame(s) of "
+            f"{rows}x{columns} pixels at {bits} bits need {needed}",
+            path=path,
+        )
     return True
+
+
+def _count_fragments(fp: Any, offset: int, size: int, endian: str, path: str) -> int:
+    """Fragments of encapsulated pixel data (items after the offset table); raises if cut."""
+    items = 0
+    while True:
+        fp.seek(offset)
+        head = fp.read(8)
+        if len(head) < 8:
+            raise InvalidInputError(
+                "truncated: encapsulated (7FE0,0010) Pixel Data ends without its "
+                "Sequence Delimitation Item",
+                path=path,
+            )
+        group, element, length = struct.unpack(endian + "HHI", head)
+        if (group, element) == (0xFFFE, 0xE0DD):
+            return max(items - 1, 0)
+        if (group, element) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF:
+            raise InvalidInputError(
+                f"malformed encapsulated Pixel Data: item tag ({group:04X},{element:04X}) "
+                f"at byte {offset}",
+                path=path,
+            )
+        offset += 8 + length
+        if offset > size:
+            raise InvalidInputError(
+                f"truncated: encapsulated Pixel Data fragment {items} runs past the end of "
+                f"the file ({size} bytes)",
+                path=path,
+            )
+        items += 1
 
 
 def _transfer_syntax(ds: Dataset) -> UID | None:
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         return None
-    return UID(str(meta.TransferSyntaxUID).strip().strip("\x00"))
+    value = _uid(meta, "TransferSyntaxUID")
+    return UID(value) if value else None
 
 
 def _check_decoder(ds: Dataset, path: str) -> None:
@@ -466,7 +569,9 @@ def _sop_class(ds: Dataset) -> str:
 def _check_image(ds: Dataset, path: str, has_pixels: bool | None) -> None:
     """Raise unless ``ds`` holds a greyscale CT image (localisers pass; see _is_localizer)."""
     sop = _sop_class(ds)
-    modality = (_text(ds, "Modality") or "").strip().upper()
+    modality = _code(ds, "Modality")
+    if modality is None:
+        raise InvalidInputError("malformed (0008,0060) Modality value", path=path)
     if sop.startswith(_NON_IMAGE_SOP_PREFIXES) or modality in _NON_IMAGE_MODALITIES:
         label = UID(sop).name if sop else f"modality {modality}"
         raise NotAnImageError(f"not a CT image: {label} (SOP class {sop or 'absent'})", path=path)
@@ -482,15 +587,23 @@ def _check_image(ds: Dataset, path: str, has_pixels: bool | None) -> None:
             "no (7FE0,0010) Pixel Data element (no image, or the file is truncated)", path=path
         )
     samples = _int(ds, "SamplesPerPixel") or 1
-    photometric = (_text(ds, "PhotometricInterpretation") or "MONOCHROME2").strip().upper()
+    photometric = _code(ds, "PhotometricInterpretation")
+    photometric = "MONOCHROME2" if photometric == "" else photometric or "(malformed)"
     if samples != 1 or not photometric.startswith("MONOCHROME"):
         raise InvalidInputError(
             f"colour image ((0028,0002) Samples per Pixel {samples}, {photometric}); "
             "CT must be greyscale",
             path=path,
         )
-    if not _int(ds, "Rows") or not _int(ds, "Columns"):
+    rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
+    if not rows or not columns:
         raise InvalidInputError("no (0028,0010) Rows / (0028,0011) Columns", path=path)
+    if min(rows, columns) < MIN_SIDE or max(rows, columns) > MAX_SIDE:
+        raise InvalidInputError(
+            f"image of {rows}x{columns} pixels: a head CT slice has {MIN_SIDE} to {MAX_SIDE} "
+            "pixels a side",
+            path=path,
+        )
 
 
 def _is_localizer(ds: Dataset) -> bool:
@@ -614,9 +727,13 @@ def _hu_from_dataset(ds: Dataset, path: str, frame: int | None) -> np.ndarray:
     index = (frame or 0) if multiframe else None
     try:
         stored = _decode_pixels(ds, index=index)
-    except Exception as err:  # noqa: BLE001 - decoder errors come in many types
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as err:  # noqa: BLE001 - decoder errors come in many types, and
+        # the Rust decoders (pylibjpeg-rle) raise pyo3's PanicException, a BaseException
         raise InvalidInputError(
-            f"cannot decode pixel data ({_transfer_syntax(ds)}): {type(err).__name__}: {err}",
+            f"cannot decode pixel data ({_transfer_syntax(ds)}): "
+            f"{type(err).__name__}: {_redact(err)}",
             path=path,
         ) from err
     if stored.ndim != 2:
@@ -645,7 +762,7 @@ def read_hu(path: str | os.PathLike[str], *, frame: int | None = None) -> np.nda
     Raises :class:`InvalidInputError` (or a subclass) naming the file and the reason.
     """
     name = os.fspath(path)
-    with _pydicom_warnings(name):
+    with _reading(name):
         return _hu_from_dataset(_read_image_dataset(name), name, frame)
 
 
@@ -719,7 +836,7 @@ def _valid_orientation(value: tuple[float, ...] | None) -> tuple[float, ...] | N
 
 def _read_records(path: str) -> list[_Record]:
     """Header-only read of one file; raises for anything that is not a usable CT image."""
-    with _pydicom_warnings(path):
+    with _reading(path):
         ds, has_pixels = _read_dataset(path, stop_before_pixels=True)
         _check_image(ds, path, has_pixels)
         if _is_localizer(ds):
@@ -765,9 +882,9 @@ def order_slices(
     """Order slices head -> foot; return (slices with ``location_mm``, spacing_mm, warnings).
 
     Positions are projected on the normal of ``orientation``; the slice with the largest
-    patient-superior coordinate (LPS +z) comes first. Without positions the slices are ordered
-    by (0020,0013) Instance Number, with a warning. Raises :class:`SeriesOrderError` for
-    duplicate positions or when neither positions nor instance numbers allow an order.
+    patient-superior coordinate (LPS +z) comes first. Raises :class:`SeriesOrderError` for
+    duplicate positions, or when a slice of a series of several has no position: ordering by
+    (0020,0013) Instance Number would guess the head/foot direction and the spacing.
     """
     slices = list(slices)
     base = _common_dir(slices)
@@ -799,35 +916,13 @@ def order_slices(
         spacing = float(np.median(steps))
         notes.extend(_gap_warnings(ordered, steps, spacing, base))
         return ordered, spacing, notes
-    missing = len(slices) - len(positions)
-    numbers = [s.instance_number for s in slices if s.instance_number is not None]
-    if len(numbers) < len(slices):
-        raise SeriesOrderError(
-            f"{label}: cannot order {len(slices)} slices: (0020,0032) Image Position (Patient) "
-            f"missing in {missing} and (0020,0013) Instance Number missing in "
-            f"{len(slices) - len(numbers)}",
-            path=base or None,
-        )
-    counts = Counter(numbers)
-    repeated = sorted(n for n, c in counts.items() if c > 1)
-    if repeated:
-        names = _names([s for s in slices if s.instance_number == repeated[0]], base)
-        raise SeriesOrderError(
-            f"{label}: no positions and duplicate (0020,0013) Instance Number {repeated[0]}: "
-            f"files {', '.join(names)}",
-            path=base or None,
-        )
-    thicknesses = {s.slice_thickness_mm for s in slices}
-    spacing_fallback = thicknesses.pop() if len(thicknesses) == 1 else None
-    step = spacing_fallback or 1.0
-    notes.append(
-        f"(0020,0032) Image Position (Patient) missing in {missing} of {len(slices)} slices: "
-        "ordered by (0020,0013) Instance Number; head/foot direction not verified, "
-        f"locations assumed {step:g} mm apart"
+    lacking = [s for s in slices if s.position_mm is None]
+    raise SeriesOrderError(
+        f"{label}: cannot order {len(slices)} slices safely: (0020,0032) Image Position "
+        f"(Patient) missing in {len(lacking)} (e.g. {_names(lacking[:1], base)[0]}); "
+        "head/foot direction and spacing would be guesses",
+        path=base or None,
     )
-    by_number = sorted(slices, key=lambda s: s.instance_number or 0)
-    ordered = [replace(s, location_mm=-k * step) for k, s in enumerate(by_number)]
-    return ordered, spacing_fallback, notes
 
 
 def _check_duplicates(ordered: Sequence[SliceInfo], base: str, label: str) -> None:
@@ -969,8 +1064,9 @@ def _candidates(paths: Sequence[str]) -> Iterator[tuple[str, bool] | InvalidInpu
         for path, explicit in found:
             try:
                 st = os.stat(path)
-            except OSError:
-                yield InvalidInputError("cannot read: broken link or no permission", path=path)
+            except OSError as err:
+                why = err.strerror or "broken link or no permission"
+                yield InvalidInputError(f"cannot read: {why}", path=path)
                 continue
             key = (st.st_dev, st.st_ino)
             if key not in seen:

@@ -165,7 +165,9 @@ def locate(
         if variant:
             name = manifest["models"].get(name, {}).get("variants", {}).get(variant)
             if name is None:
-                raise ModelNotFoundError(f"{folder / MANIFEST}: no {variant!r} variant of the {task} model")
+                raise ModelNotFoundError(
+                    f"{folder / MANIFEST}: no {variant!r} variant of the {task} model"
+                )
     else:
         name = str(model)
         if not name.endswith(".onnx"):
@@ -186,7 +188,9 @@ def _json(meta: dict[str, str], key: str, path: Path, default=None):
     try:
         return json.loads(raw)
     except ValueError as err:
-        raise ModelIntegrityError(f"{path}: metadata {PREFIX + key!r} is not JSON: {raw!r}") from err
+        raise ModelIntegrityError(
+            f"{path}: metadata {PREFIX + key!r} is not JSON: {raw!r}"
+        ) from err
 
 
 def parse_spec(
@@ -213,7 +217,9 @@ def parse_spec(
     prior = bool(_json(meta, "prior", path, default=False))
     labels = tuple(_json(meta, "labels", path, default=[])) if task == "classify" else ()
     if task == "classify" and labels != LABELS:
-        raise ModelIntegrityError(f"{path}: labels {list(labels)} are not ichinfer's {list(LABELS)}")
+        raise ModelIntegrityError(
+            f"{path}: labels {list(labels)} are not ichinfer's {list(LABELS)}"
+        )
     spec = ModelSpec(
         path=path,
         task=task,
@@ -240,8 +246,11 @@ def _check_shapes(spec: ModelSpec, input_shape: list, output_shape: list) -> Non
     if len(input_shape) != 4:
         raise ModelIntegrityError(f"{spec.path}: input must be NHWC, got shape {input_shape}")
     _, h, w, c = input_shape
-    for got, want, what in ((h, spec.input_size[0], "height"), (w, spec.input_size[1], "width"),
-                            (c, spec.channels, "channels")):
+    for got, want, what in (
+        (h, spec.input_size[0], "height"),
+        (w, spec.input_size[1], "width"),
+        (c, spec.channels, "channels"),
+    ):
         if isinstance(got, int) and got != want:
             raise ModelIntegrityError(
                 f"{spec.path}: input {what} is {got} but the metadata implies {want}"

@@ -57,6 +57,14 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     return Path(path)
 
 
+def read_mask_png(path: str | os.PathLike) -> np.ndarray | None:
+    """A mask PNG written by ``ichinfer segment`` as uint8 0/1, or None if missing/unreadable."""
+    if not os.path.isfile(path):
+        return None
+    image = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
+    return None if image is None else (image > 0).astype(np.uint8)
+
+
 def mask_png(mask: np.ndarray) -> np.ndarray:
     """A 0/255 uint8 image of a 0/1 mask (what ``masks/*.png`` hold)."""
     return (np.asarray(mask) > 0).astype(np.uint8) * 255

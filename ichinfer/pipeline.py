@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,22 +22,37 @@ from ichinfer.results import Failure
 from ichinfer.runtime import Session
 
 PathInput = str | os.PathLike | Sequence[str | os.PathLike]
+DECODE_THREADS_ENV = "ICHINFER_DECODE_THREADS"
 
 
 def scan_inputs(paths: PathInput, *, on_error: str) -> dicom.ScanResult:
+    """Scan ``paths``; a path that yields no CT image (an empty folder, a folder of reports)
+    is an error too: raised, or with ``on_error="collect"`` added to the failures."""
     if on_error not in ("raise", "collect"):
         raise ValueError(f"on_error must be 'raise' or 'collect', not {on_error!r}")
     result = dicom.scan(paths, on_error=on_error)  # type: ignore[arg-type]
-    if not result.series and not result.failures and on_error == "raise":
-        raise InvalidInputError("no CT images found", path=_describe(paths))
+    given = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [
+        os.fspath(p) for p in paths]
+    if not given and on_error == "raise":
+        raise InvalidInputError("no CT images found: no paths given")
+    used = {os.path.abspath(s.path) for series in result.series for s in series.slices}
+    used |= {os.path.abspath(f.path) for f in result.failures}
+    for path in given:
+        root = os.path.abspath(path)
+        if any(_under(u, root) for u in used):
+            continue
+        skipped = [f for f in result.skipped if _under(os.path.abspath(f.path), root)]
+        reason = "no CT images found" + (
+            f" ({len(skipped)} files skipped: not CT images)" if skipped
+            else " (empty folder)" if os.path.isdir(path) else "")
+        if on_error == "raise":
+            raise InvalidInputError(reason, path=path)
+        result.failures.append(dicom.InputFailure(path, reason, "InvalidInputError"))
     return result
 
 
-def _describe(paths: PathInput) -> str:
-    if isinstance(paths, (str, os.PathLike)):
-        return str(paths)
-    items = [str(p) for p in paths]
-    return items[0] if len(items) == 1 else f"{len(items)} paths"
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def failures_of(items: Iterable[dicom.InputFailure]) -> list[Failure]:
@@ -66,16 +82,51 @@ class PreparedSeries:
         return self.grids[size]
 
     def decode(self, sizes: Sequence[int]) -> None:
-        """Read every slice once and put it on each grid size in ``sizes`` not done yet."""
+        """Read every slice once and put it on each grid size in ``sizes`` not done yet.
+
+        Single-frame DICOM files are read by :func:`decode_threads` threads (file reads, the
+        pixel codecs that release the GIL and the resize overlap); each writes its own rows of
+        the stacks, so no slice is copied twice. NIfTI and multi-frame files are read in order.
+        """
         todo = [s for s in dict.fromkeys(sizes) if s not in self.grids]
         if not todo:
             return
-        n = len(self.series.slices)
+        slices = self.series.slices
+        n = len(slices)
         stacks = {s: np.empty((n, s, s), dtype=np.float32) for s in todo}
-        for i, hu in enumerate(self.series.iter_hu()):  # already clean HU
-            for s in todo:
-                stacks[s][i] = to_model_grid(hu, s)
+        workers = min(decode_threads(), n)
+        if workers > 1 and self.series.source == "dicom" and all(x.frame is None for x in slices):
+
+            def put(i: int) -> None:
+                hu = self.series.load_hu(i)  # already clean HU
+                for s in todo:
+                    stacks[s][i] = to_model_grid(hu, s)
+
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="ichinfer-decode")
+            try:
+                for _ in pool.map(put, range(n)):  # in order: the first failing slice raises
+                    pass
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            for i, hu in enumerate(self.series.iter_hu()):  # already clean HU
+                for s in todo:
+                    stacks[s][i] = to_model_grid(hu, s)
         self.grids.update(stacks)
+
+
+def decode_threads() -> int:
+    """Threads that decode a series: ``ICHINFER_DECODE_THREADS`` → min(4, CPUs); 1 = in order."""
+    raw = os.environ.get(DECODE_THREADS_ENV)
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            raise ValueError(f"{DECODE_THREADS_ENV} must be an integer, not {raw!r}") from None
+        if n < 1:
+            raise ValueError(f"{DECODE_THREADS_ENV} must be >= 1, not {n}")
+        return n
+    return min(4, os.cpu_count() or 1)
 
 
 def run_batched(

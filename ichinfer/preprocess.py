@@ -133,7 +133,9 @@ def _slab_members(loc: np.ndarray, centre_mm: float, slab_mm: float) -> np.ndarr
     return members
 
 
-def slab(grid_stack: np.ndarray, locations_mm: np.ndarray, centre_mm: float, slab_mm: float) -> np.ndarray:
+def slab(
+    grid_stack: np.ndarray, locations_mm: np.ndarray, centre_mm: float, slab_mm: float
+) -> np.ndarray:
     """Mean of the slices within ± ``slab_mm`` / 2 of ``centre_mm`` (the nearest slice if none)."""
     loc = np.asarray(locations_mm, dtype=np.float64)
     members = _slab_members(loc, centre_mm, slab_mm)

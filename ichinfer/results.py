@@ -95,9 +95,20 @@ class SeriesResult:
             "verdict": self.verdict,
             "thresholds": self.thresholds,
             "key_slices": [
-                {"index": s.index, "location_mm": round(s.location_mm, 3), "any": round(s.probabilities["any"], 6)}
+                {"index": s.index, "location_mm": round(s.location_mm, 3),
+                 "any": round(s.probabilities["any"], 6)}
                 for s in self.key_slices()
             ],
+            # per label called yes: the slices that drive it, head to foot
+            "key_slices_by_label": {
+                label: [
+                    {"index": s.index, "location_mm": round(s.location_mm, 3),
+                     "sop_instance_uid": s.sop_instance_uid,
+                     "probability": round(s.probabilities[label], 6)}
+                    for s in sorted(self.key_slices(label=label), key=lambda s: s.index)
+                ]
+                for label, yes in self.verdict.items() if yes
+            },
             "warnings": list(self.warnings),
             "slices": [s.to_dict() for s in self.slices],
         }
@@ -175,6 +186,16 @@ class SeriesSegmentation:
     n_inferences: int = 0
     #: the series reader, to render overlays on demand (not serialised)
     source: Any = field(default=None, repr=False)
+    #: :class:`ichinfer.measure.Measurements`; measured from the masks on first use when unset
+    measurements: Any = field(default=None, repr=False)
+
+    def measure(self) -> Any:
+        """Volume, separate bleeds, ABC/2 and largest area (:mod:`ichinfer.measure`)."""
+        if self.measurements is None:
+            from ichinfer.measure import measure_series
+
+            self.measurements = measure_series(self)
+        return self.measurements
 
     @property
     def volume_ml(self) -> float | None:
@@ -205,6 +226,7 @@ class SeriesSegmentation:
             "volume_ml": None if self.volume_ml is None else round(self.volume_ml, 3),
             "largest_area_mm2": round(largest.area_mm2, 2) if largest else 0.0,
             "largest_area_index": largest.index if largest and largest.area_mm2 > 0 else None,
+            "measurements": self.measure().to_dict(),
             "warnings": list(self.warnings),
             "slices": [s.to_dict() for s in self.slices],
         }
@@ -258,7 +280,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file beside ``path`` and rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -268,6 +290,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+PARTIAL_SUFFIX = ".part"
+"""Temporary files are hidden (".name.XXXX.part"): never mistaken for outputs."""
+
+
+def remove_partials(folder: str | os.PathLike, name: str | None = None) -> int:
+    """Remove temporary files a killed run left in ``folder`` (only those of ``name`` if given);
+    return how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    pattern = f".{name}.*{PARTIAL_SUFFIX}" if name else f".*{PARTIAL_SUFFIX}"
+    removed = 0
+    for path in folder.glob(pattern):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def to_json(result: ClassificationResult | SegmentationResult, path: str | os.PathLike) -> None:
@@ -286,7 +327,8 @@ def rsna_csv(result: ClassificationResult) -> str:
     writer.writerow(["ID", "Label"])
     for s in result.slices:
         for label in LABELS:
-            writer.writerow([f"{rsna_id(s.sop_instance_uid)}_{label}", f"{s.probabilities[label]:.6f}"])
+            writer.writerow([f"{rsna_id(s.sop_instance_uid)}_{label}",
+                             f"{s.probabilities[label]:.6f}"])
     return buf.getvalue()
 
 

@@ -92,8 +92,12 @@ class Session:
         inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
         meta = self._session.get_modelmeta().custom_metadata_map
         self.spec: ModelSpec = parse_spec(
-            path, meta, input_name=inp.name, input_shape=list(inp.shape),
-            output_name=out.name, output_shape=list(out.shape),
+            path,
+            meta,
+            input_name=inp.name,
+            input_shape=list(inp.shape),
+            output_name=out.name,
+            output_shape=list(out.shape),
         )
         self._lock = threading.Lock()
 

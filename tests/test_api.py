@@ -11,8 +11,14 @@ import ichinfer
 
 
 def test_labels():
-    assert ichinfer.LABELS == ("any", "epidural", "intraparenchymal", "intraventricular",
-                               "subarachnoid", "subdural")
+    assert ichinfer.LABELS == (
+        "any",
+        "epidural",
+        "intraparenchymal",
+        "intraventricular",
+        "subarachnoid",
+        "subdural",
+    )
 
 
 def test_classify_a_folder(phantom_study, tiny_model_dir, monkeypatch):
@@ -41,8 +47,10 @@ def test_classifier_class_reuses_its_session(phantom_study, tiny_model_dir):
     clf = ichinfer.Classifier(model_dir=tiny_model_dir, device="cpu", threads=1, batch_size=2)
     first = clf.classify(phantom_study.folder)
     again = list(clf.iter_series(phantom_study.folder))
-    assert clf.session is ichinfer.Classifier(model_dir=tiny_model_dir, device="cpu",
-                                              threads=1).session
+    assert (
+        clf.session
+        is ichinfer.Classifier(model_dir=tiny_model_dir, device="cpu", threads=1).session
+    )
     assert [s.probabilities for s in first.slices] == [s.probabilities for s in again[0].slices]
 
 
@@ -86,8 +94,11 @@ def test_bad_input_raises_ichinfer_error_naming_the_file(tmp_path, tiny_model_di
 def test_collect_keeps_going(phantom_study, tiny_model_dir, tmp_path):
     bad = tmp_path / "junk.dcm"
     bad.write_bytes(b"\0" * 300)
-    result = ichinfer.classify([phantom_study.folder, bad], on_error="collect",
-                               model=tiny_model_dir / "tiny_classifier.onnx")
+    result = ichinfer.classify(
+        [phantom_study.folder, bad],
+        on_error="collect",
+        model=tiny_model_dir / "tiny_classifier.onnx",
+    )
     assert len(result.slices) == phantom_study.n_slices
     assert [f.path for f in result.failures] == [str(bad)]
     assert not result.ok

@@ -76,3 +76,34 @@ def test_info_lists_models_and_providers(tiny_model_dir):
     data = json.loads(r.output)
     assert "CPUExecutionProvider" in data["providers"]
     assert {m["file"] for m in data["models"]} == {"tiny_classifier.onnx", "tiny_segmenter.onnx"}
+
+
+def test_refused_model_is_one_line_and_exit_2(phantom_study, tiny_model_dir, tmp_path):
+    """sha256 or metadata not matching: a setup error (exit 2), one line; --debug: traceback."""
+    import shutil
+
+    import onnx
+    from tiny_models import tiny_classifier
+
+    from ichinfer.models import MANIFEST, sha256
+
+    changed = tmp_path / "changed"
+    shutil.copytree(tiny_model_dir, changed)
+    with open(changed / "tiny_classifier.onnx", "ab") as fh:
+        fh.write(b"\0")
+    wrong_labels = tmp_path / "labels"
+    shutil.copytree(tiny_model_dir, wrong_labels)
+    onnx.save(tiny_classifier(32, meta={"labels": json.dumps(["any", "epidural"])}),
+              str(wrong_labels / "tiny_classifier.onnx"))
+    manifest = json.loads((wrong_labels / MANIFEST).read_text())
+    manifest["models"]["tiny_classifier.onnx"]["sha256"] = sha256(
+        wrong_labels / "tiny_classifier.onnx")
+    (wrong_labels / MANIFEST).write_text(json.dumps(manifest))
+    for folder, reason in ((changed, "sha256"), (wrong_labels, "labels")):
+        r = invoke("classify", phantom_study.folder, "--model-dir", folder)
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert r.exit_code == 2 and len(lines) == 1, r.output
+        assert lines[0].startswith("error:") and reason in lines[0]
+        assert "Traceback" not in r.output
+        r = invoke("classify", phantom_study.folder, "--model-dir", folder, "--debug")
+        assert isinstance(r.exception, ichinfer.ModelIntegrityError)

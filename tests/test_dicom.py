@@ -345,13 +345,16 @@ def test_different_images_at_same_position(tmp_path: Path) -> None:
     assert result.failures[0].path == str(tmp_path)
 
 
-def test_missing_positions_fall_back_to_instance_number(tmp_path: Path) -> None:
+def test_missing_positions_are_reported_not_guessed(tmp_path: Path) -> None:
     _series_files(tmp_path, [0.0, 5.0, 10.0], ImagePositionPatient=None)
-    series = dicom.read_series(tmp_path)
-    assert [s.instance_number for s in series.slices] == [1, 2, 3]
-    assert np.all(np.diff(series.locations_mm) < 0)
-    assert series.spacing_mm == 5.0  # from (0018,0050) Slice Thickness
-    assert any("ordered by (0020,0013) Instance Number" in w for w in series.warnings)
+    with pytest.raises(SeriesOrderError, match="cannot order 3 slices safely.*missing in 3"):
+        dicom.scan(tmp_path)
+    _series_files(tmp_path / "some", [0.0, 5.0])
+    os.remove(_series_files(tmp_path / "some", [0.0, 5.0])[1])
+    write(make_ct_dataset(ImagePositionPatient=None), tmp_path / "some" / "nopos.dcm")
+    result = dicom.scan(tmp_path / "some", on_error="collect")
+    assert result.series == [] and result.failures[0].kind == "SeriesOrderError"
+    assert "nopos.dcm" in result.failures[0].reason
 
 
 def test_no_positions_and_no_instance_numbers(tmp_path: Path) -> None:

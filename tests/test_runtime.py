@@ -14,7 +14,9 @@ from ichinfer import models, runtime
 
 
 def test_locate_uses_argument_then_environment(tiny_model_dir, monkeypatch, tmp_path):
-    assert models.locate("classify", model_dir_override=tiny_model_dir).name == "tiny_classifier.onnx"
+    assert (
+        models.locate("classify", model_dir_override=tiny_model_dir).name == "tiny_classifier.onnx"
+    )
     monkeypatch.setenv(models.MODEL_DIR_ENV, str(tiny_model_dir))
     assert models.locate("segment").name == "tiny_segmenter.onnx"
     monkeypatch.setenv(models.MODEL_DIR_ENV, str(tmp_path / "nowhere"))

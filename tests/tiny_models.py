@@ -29,9 +29,7 @@ def _meta(task: str, size: int, context: int, extra: dict) -> dict[str, str]:
         "slab_mm": json.dumps(5.0),
         "prior": json.dumps(task == "segment"),
         "windows": json.dumps([[40, 80]]),
-        "thresholds": json.dumps(
-            {k: 0.5 for k in LABELS} if task == "classify" else {"mask": 0.5}
-        ),
+        "thresholds": json.dumps({k: 0.5 for k in LABELS} if task == "classify" else {"mask": 0.5}),
         "training_data": "none: a test graph",
     }
     if task == "classify":
@@ -107,8 +105,10 @@ def write_model_dir(folder: Path, size: int = 32) -> Path:
         "format": 1,
         "models": {
             name: {"sha256": sha256(folder / name), "task": task}
-            for name, task in (("tiny_classifier.onnx", "classify"),
-                               ("tiny_segmenter.onnx", "segment"))
+            for name, task in (
+                ("tiny_classifier.onnx", "classify"),
+                ("tiny_segmenter.onnx", "segment"),
+            )
         },
         "defaults": {"classify": "tiny_classifier.onnx", "segment": "tiny_segmenter.onnx"},
     }
