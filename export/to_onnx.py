@@ -1,8 +1,9 @@
 """Convert trained Keras checkpoints to the ONNX models ichinfer runs, with their metadata.
 
     python export/to_onnx.py                       # runs/*.keras -> models/, default settings
-    python export/to_onnx.py --classifier runs/densenet25d.keras --segmenter runs/densenet_unet.keras \
-        --seed-cnn runs/seed_cnn.keras --data data/phantoms-val --out models
+    python export/to_onnx.py --classifier runs/densenet25d.keras \
+        --segmenter runs/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
+        --data data/phantoms-val --out models
 
 For each checkpoint (with the ``.json`` sidecar its training script wrote) this:
 1. converts it with tf2onnx (opset 17, dynamic batch, fixed height/width);
@@ -125,8 +126,12 @@ def validation_batches(info: dict, data: Path, max_series: int | None):
     from training.data import load_rsna
     from training.datasets import build_inputs, classifier_samples, segmenter_samples
 
-    series = load_rsna(data, image_size=info["image_size"], with_masks=info["task"] == "segment",
-                       max_series=max_series)
+    series = load_rsna(
+        data,
+        image_size=info["image_size"],
+        with_masks=info["task"] == "segment",
+        max_series=max_series,
+    )
     if info["task"] == "classify":
         samples = classifier_samples(series)
         x = build_inputs(series, samples, slab_mm=info["slab_mm"], context=info["context"])
@@ -174,9 +179,15 @@ def quantize(src: Path, dst: Path, calib: np.ndarray) -> None:
     name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     pre = dst.with_suffix(".pre.onnx")
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(dst), Reader(name), quant_format=QuantFormat.QDQ,
-                    per_channel=True, weight_type=QuantType.QInt8,
-                    activation_type=QuantType.QUInt8)
+    quantize_static(
+        str(pre),
+        str(dst),
+        Reader(name),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        activation_type=QuantType.QUInt8,
+    )
     pre.unlink(missing_ok=True)
 
 
@@ -193,30 +204,56 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
     convert(model, out)
     set_metadata(out, metadata(info, name=name))
     diff = parity(model, out, args.tolerance)
-    entry = {"task": info["task"], "precision": "fp32", "parity_max_abs_diff": diff,
-             "validation": info["validation"], "params": info["params"]}
+    entry = {
+        "task": info["task"],
+        "precision": "fp32",
+        "parity_max_abs_diff": diff,
+        "validation": info["validation"],
+        "params": info["params"],
+        "training": {
+            k: info.get(k)
+            for k in (
+                "command",
+                "n_train_slices",
+                "n_val_slices",
+                "train_seconds",
+                "epochs",
+                "training_data",
+            )
+        },
+    }
     print(f"{out}: converted in {time.time() - t0:.1f} s, max |Keras - ORT| = {diff:.2e}")
     if args.data is not None and not args.no_quantize:
         x, y = validation_batches(info, args.data, args.max_series)
         fp32 = score(out, info["task"], x, y)
         qpath = args.out / f"{name}.int8.onnx"
         quantize(out, qpath, x[: args.calibration])
-        set_metadata(qpath, metadata(info, name=name, precision="int8",
-                                     extra={"quantized_from": out.name}))
+        set_metadata(
+            qpath, metadata(info, name=name, precision="int8", extra={"quantized_from": out.name})
+        )
         int8 = score(qpath, info["task"], x, y)
         if info["task"] == "classify":
             keep = int8["min_auc"] >= fp32["min_auc"] - 0.01 and all(
-                int8["auc"][k] >= fp32["auc"][k] - 0.01 for k in LABELS
-                if not np.isnan(fp32["auc"][k]))
+                int8["auc"][k] >= fp32["auc"][k] - 0.01
+                for k in LABELS
+                if not np.isnan(fp32["auc"][k])
+            )
         else:
             keep = int8["dice_pooled"] >= fp32["dice_pooled"] - 0.02
-        entry["quantization"] = {"fp32": fp32, "int8": int8, "kept": bool(keep),
-                                 "validation_slices": int(len(x))}
+        entry["quantization"] = {
+            "fp32": fp32,
+            "int8": int8,
+            "kept": bool(keep),
+            "validation_slices": int(len(x)),
+        }
         print(f"{qpath}: fp32 {fp32} int8 {int8} -> {'kept' if keep else 'dropped'}")
         if keep:
             entry["variants"] = {"int8": qpath.name}
-            manifest["models"][qpath.name] = {"task": info["task"], "precision": "int8",
-                                              "variant_of": out.name}
+            manifest["models"][qpath.name] = {
+                "task": info["task"],
+                "precision": "int8",
+                "variant_of": out.name,
+            }
         else:
             qpath.unlink()
     manifest["models"][out.name] = entry
@@ -237,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=1e-4)
     args = p.parse_args(argv)
 
-    manifest = {"format": 1, "ichinfer": __version__, "opset": OPSET, "models": {},
-                "defaults": {}}
+    manifest = {"format": 1, "ichinfer": __version__, "opset": OPSET, "models": {}, "defaults": {}}
     jobs = [(args.classifier, True), (args.segmenter, True), (args.seed_cnn, False)]
     found = [(c, d) for c, d in jobs if c.exists()]
     if not found:

@@ -16,10 +16,17 @@ from training.data import SeriesData, load_nifti_pairs, load_rsna, split_by_pati
 log = logging.getLogger("training")
 
 
-def base_parser(description: str, *, default_arch: str, default_size: int) -> argparse.ArgumentParser:
+def base_parser(
+    description: str, *, default_arch: str, default_size: int
+) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--data", type=Path, nargs="+", required=True,
-                   help="one or more folders: RSNA layout, or ct_scans/ + masks/ NIfTI pairs")
+    p.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="one or more folders: RSNA layout, or ct_scans/ + masks/ NIfTI pairs",
+    )
     p.add_argument("--arch", default=default_arch)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--image-size", type=int, default=default_size)
@@ -50,10 +57,15 @@ def load_series(args: argparse.Namespace, *, with_masks: bool) -> list[SeriesDat
         if (data / "ct_scans").is_dir():
             series += load_nifti_pairs(data, image_size=args.image_size)
         else:
-            series += load_rsna(data, image_size=args.image_size, with_masks=with_masks,
-                                max_series=args.max_series)
-    log.info("loaded %d series, %d slices in %.0f s", len(series),
-             sum(len(s.ids) for s in series), time.time() - t0)
+            series += load_rsna(
+                data, image_size=args.image_size, with_masks=with_masks, max_series=args.max_series
+            )
+    log.info(
+        "loaded %d series, %d slices in %.0f s",
+        len(series),
+        sum(len(s.ids) for s in series),
+        time.time() - t0,
+    )
     return series
 
 

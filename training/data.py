@@ -126,9 +126,7 @@ def load_rsna(
             cpath.parent.mkdir(parents=True, exist_ok=True)
             extra = {"masks": masks} if masks is not None else {}
             np.savez(cpath, grid=grid, patient=patient, **extra)
-        lab = np.stack(
-            [labels.get(i, np.full(len(LABELS), np.nan, dtype=np.float32)) for i in ids]
-        )
+        lab = np.stack([labels.get(i, np.full(len(LABELS), np.nan, dtype=np.float32)) for i in ids])
         out.append(
             SeriesData(
                 key=key,

@@ -172,8 +172,12 @@ class SegmenterBatches(keras.utils.PyDataset):
             ys, xs_ = np.nonzero(m[k])
             if len(ys) and self.rng.random() < 0.85:
                 j = self.rng.integers(len(ys))
-                cy = int(np.clip(ys[j] + self.rng.integers(-c // 3, c // 3 + 1), c // 2, size - c // 2))
-                cx = int(np.clip(xs_[j] + self.rng.integers(-c // 3, c // 3 + 1), c // 2, size - c // 2))
+                cy = int(
+                    np.clip(ys[j] + self.rng.integers(-c // 3, c // 3 + 1), c // 2, size - c // 2)
+                )
+                cx = int(
+                    np.clip(xs_[j] + self.rng.integers(-c // 3, c // 3 + 1), c // 2, size - c // 2)
+                )
             else:
                 cy, cx = self.rng.integers(c // 2, size - c // 2 + 1, size=2)
             y0, x0 = cy - c // 2, cx - c // 2

@@ -133,21 +133,27 @@ def real_checks(path: Path, shared: Path) -> dict:
         t0 = time.time()
         r = clf.classify(cq)
         flagged = sum(s.probabilities["any"] >= clf.thresholds["any"] for s in r.slices)
-        out["cq500_ct0"] = {"slices": len(r.slices), "flagged_any": int(flagged),
-                            "flagged_fraction": flagged / max(len(r.slices), 1),
-                            "series_any_probability": r.probabilities["any"],
-                            "seconds": round(time.time() - t0, 2)}
+        out["cq500_ct0"] = {
+            "slices": len(r.slices),
+            "flagged_any": int(flagged),
+            "flagged_fraction": flagged / max(len(r.slices), 1),
+            "series_any_probability": r.probabilities["any"],
+            "seconds": round(time.time() - t0, 2),
+        }
     rsna = shared / "rsna-samples"
     if rsna.is_dir():
         files = [rsna / f"{i}.dcm" for i in KNOWN_NEGATIVE_RSNA if (rsna / f"{i}.dcm").exists()]
         r = clf.classify(files)
         out["rsna_known_negatives"] = {
-            Path(s.path).stem: round(s.probabilities["any"], 4) for s in r.slices}
-        out["rsna_known_negatives_flagged"] = int(sum(
-            s.probabilities["any"] >= clf.thresholds["any"] for s in r.slices))
+            Path(s.path).stem: round(s.probabilities["any"], 4) for s in r.slices
+        }
+        out["rsna_known_negatives_flagged"] = int(
+            sum(s.probabilities["any"] >= clf.thresholds["any"] for s in r.slices)
+        )
         everything = clf.classify(rsna, on_error="collect")
-        out["rsna_samples_flagged_any"] = int(sum(
-            s.probabilities["any"] >= clf.thresholds["any"] for s in everything.slices))
+        out["rsna_samples_flagged_any"] = int(
+            sum(s.probabilities["any"] >= clf.thresholds["any"] for s in everything.slices)
+        )
         out["rsna_samples"] = len(everything.slices)
     return out
 

@@ -48,7 +48,9 @@ class HUWindows(layers.Layer):
 
 
 def _conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, name: str | None = None):
-    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=name)(x)
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=name)(
+        x
+    )
     x = layers.BatchNormalization(name=None if name is None else name + "_bn")(x)
     return layers.Activation("relu")(x)
 

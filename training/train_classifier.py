@@ -55,8 +55,13 @@ class ValidationLog(keras.callbacks.Callback):
         figures["epoch"], figures["loss"] = epoch + 1, float((logs or {}).get("loss", np.nan))
         self.history.append(figures)
         aucs = " ".join(f"{k[:5]}={v:.3f}" for k, v in figures["auc"].items())
-        log.info("epoch %d loss %.4f val wll %.4f AUC %s", epoch + 1, figures["loss"],
-                 figures["weighted_log_loss"], aucs)
+        log.info(
+            "epoch %d loss %.4f val wll %.4f AUC %s",
+            epoch + 1,
+            figures["loss"],
+            figures["weighted_log_loss"],
+            aucs,
+        )
         if figures["weighted_log_loss"] < self.best:
             self.best = figures["weighted_log_loss"]
             self.model.save(self.out)
@@ -76,10 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d training slices, %d validation slices", len(train_b.samples), len(val_b.samples))
 
     build = ARCHITECTURES[args.arch]
-    model = build(args.image_size) if args.arch == "seed_cnn" else build(args.image_size, context=context)
+    model = (
+        build(args.image_size)
+        if args.arch == "seed_cnn"
+        else build(args.image_size, context=context)
+    )
     steps = max(1, len(train_b) * args.epochs)
-    schedule = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.05,
-                                                      warmup_target=None)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        args.lr, steps, alpha=0.05, warmup_target=None
+    )
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=weighted_bce)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cb = ValidationLog(val_b, args.out)
@@ -90,24 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     best = keras.models.load_model(args.out, compile=False)
     figures, y, prob = evaluate(best, val_b)
     thresholds = {name: youden_threshold(y[:, k], prob[:, k]) for k, name in enumerate(LABELS)}
-    common.write_sidecar(args.out, {
-        "task": "classify",
-        "arch": args.arch,
-        "image_size": args.image_size,
-        "context": context,
-        "slab_mm": args.slab_mm,
-        "windows": DEFAULT_WINDOWS,
-        "params": best.count_params(),
-        "epochs": args.epochs,
-        "train_seconds": round(train_s, 1),
-        "n_train_slices": len(train_b.samples),
-        "n_val_slices": len(val_b.samples),
-        "training_data": common.data_note(args),
-        "command": "python training/train_classifier.py " + " ".join(argv or sys.argv[1:]),
-        "validation": figures,
-        "thresholds": thresholds,
-        "history": cb.history,
-    })
+    common.write_sidecar(
+        args.out,
+        {
+            "task": "classify",
+            "arch": args.arch,
+            "image_size": args.image_size,
+            "context": context,
+            "slab_mm": args.slab_mm,
+            "windows": DEFAULT_WINDOWS,
+            "params": best.count_params(),
+            "epochs": args.epochs,
+            "train_seconds": round(train_s, 1),
+            "n_train_slices": len(train_b.samples),
+            "n_val_slices": len(val_b.samples),
+            "training_data": common.data_note(args),
+            "command": "python training/train_classifier.py " + " ".join(argv or sys.argv[1:]),
+            "validation": figures,
+            "thresholds": thresholds,
+            "history": cb.history,
+        },
+    )
     log.info("best val wll %.4f; saved %s (+ .json)", figures["weighted_log_loss"], args.out)
     return 0
 

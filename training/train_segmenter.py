@@ -62,7 +62,8 @@ def evaluate(model, batches: SegmenterBatches, threshold: float = 0.5) -> dict:
         "dice_pooled": float(2 * inter / max(total, 1)),
         "dice_mean_bleeding_slices": float(np.mean(per_slice)) if per_slice else float("nan"),
         "prior_dice_pooled": float(2 * prior_inter / max(prior_total, 1)),
-        "prior_dice_mean_bleeding_slices": float(np.mean(per_slice_prior)) if per_slice_prior
+        "prior_dice_mean_bleeding_slices": float(np.mean(per_slice_prior))
+        if per_slice_prior
         else float("nan"),
         "n_bleeding_slices": len(per_slice),
     }
@@ -77,9 +78,15 @@ class ValidationLog(keras.callbacks.Callback):
         f = evaluate(self.model, self.val)
         f["epoch"], f["loss"] = epoch + 1, float((logs or {}).get("loss", np.nan))
         self.history.append(f)
-        log.info("epoch %d loss %.4f val Dice pooled %.3f mean %.3f (plain 50-90 HU mask: %.3f / %.3f)",
-                 epoch + 1, f["loss"], f["dice_pooled"], f["dice_mean_bleeding_slices"],
-                 f["prior_dice_pooled"], f["prior_dice_mean_bleeding_slices"])
+        log.info(
+            "epoch %d loss %.4f val Dice pooled %.3f mean %.3f (plain 50-90 HU mask: %.3f / %.3f)",
+            epoch + 1,
+            f["loss"],
+            f["dice_pooled"],
+            f["dice_mean_bleeding_slices"],
+            f["prior_dice_pooled"],
+            f["prior_dice_mean_bleeding_slices"],
+        )
         if f["dice_pooled"] > self.best:
             self.best = f["dice_pooled"]
             self.model.save(self.out)
@@ -88,15 +95,31 @@ class ValidationLog(keras.callbacks.Callback):
 def main(argv: list[str] | None = None) -> int:
     p = common.base_parser(__doc__.splitlines()[0], default_arch="densenet_unet", default_size=192)
     p.add_argument("--crop", type=int, default=96, help="training crop size (0: whole slices)")
+    p.add_argument(
+        "--monitor-slices",
+        type=int,
+        default=480,
+        help="validation slices scored every epoch (all of them at the end)",
+    )
     args = p.parse_args(argv)
     common.setup_logging()
     keras.utils.set_random_seed(args.seed)
     series = [s for s in common.load_series(args, with_masks=True) if s.masks is not None]
     train, val = common.split(args, series)
     kw = dict(slab_mm=args.slab_mm, context=args.context)
-    train_b = SegmenterBatches(train, train=True, batch_size=args.batch_size, crop=args.crop or None,
-                               seed=args.seed, **kw)
+    train_b = SegmenterBatches(
+        train, train=True, batch_size=args.batch_size, crop=args.crop or None, seed=args.seed, **kw
+    )
     val_b = SegmenterBatches(val, train=False, batch_size=8, **kw)
+    monitor = SegmenterBatches(val, train=False, batch_size=8, **kw)
+    if len(monitor.samples) > args.monitor_slices:  # a fixed, seeded subset, half with bleed
+        rng = np.random.default_rng(args.seed)
+        has = np.array([val[si].masks[i].any() for si, i in monitor.samples])
+        pos, neg = np.flatnonzero(has), np.flatnonzero(~has)
+        k = args.monitor_slices // 2
+        keep = np.concatenate([rng.permutation(pos)[:k], rng.permutation(neg)[:k]])
+        monitor.samples = monitor.samples[np.sort(keep)]
+        monitor.order = np.arange(len(monitor.samples))
     log.info("%d training slices, %d validation slices", len(train_b.samples), len(val_b.samples))
 
     model = ARCHITECTURES[args.arch](args.image_size, context=args.context)
@@ -114,33 +137,36 @@ def main(argv: list[str] | None = None) -> int:
             cb.on_epoch_end(epoch, logs)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    cb = ValidationLog(val_b, args.out)
+    cb = ValidationLog(monitor, args.out)
     t0 = time.time()
     train_model.fit(train_b, epochs=args.epochs, callbacks=[Sync()], verbose=0)
     train_s = time.time() - t0
 
     best = keras.models.load_model(args.out, compile=False)
     figures = evaluate(best, val_b)
-    common.write_sidecar(args.out, {
-        "task": "segment",
-        "arch": args.arch,
-        "image_size": args.image_size,
-        "context": args.context,
-        "slab_mm": args.slab_mm,
-        "windows": DEFAULT_WINDOWS,
-        "prior": {"dense_range_hu": DENSE_RANGE_HU, "inside_skull": True},
-        "params": best.count_params(),
-        "epochs": args.epochs,
-        "crop": args.crop,
-        "train_seconds": round(train_s, 1),
-        "n_train_slices": len(train_b.samples),
-        "n_val_slices": len(val_b.samples),
-        "training_data": common.data_note(args),
-        "command": "python training/train_segmenter.py " + " ".join(argv or sys.argv[1:]),
-        "validation": figures,
-        "thresholds": {"mask": 0.5},
-        "history": cb.history,
-    })
+    common.write_sidecar(
+        args.out,
+        {
+            "task": "segment",
+            "arch": args.arch,
+            "image_size": args.image_size,
+            "context": args.context,
+            "slab_mm": args.slab_mm,
+            "windows": DEFAULT_WINDOWS,
+            "prior": {"dense_range_hu": DENSE_RANGE_HU, "inside_skull": True},
+            "params": best.count_params(),
+            "epochs": args.epochs,
+            "crop": args.crop,
+            "train_seconds": round(train_s, 1),
+            "n_train_slices": len(train_b.samples),
+            "n_val_slices": len(val_b.samples),
+            "training_data": common.data_note(args),
+            "command": "python training/train_segmenter.py " + " ".join(argv or sys.argv[1:]),
+            "validation": figures,
+            "thresholds": {"mask": 0.5},
+            "history": cb.history,
+        },
+    )
     log.info("best val Dice %.3f; saved %s (+ .json)", figures["dice_pooled"], args.out)
     return 0
 

@@ -1,0 +1,215 @@
+"""Render the benchmark table (markdown) from a pytest-benchmark JSON and a footprint JSON.
+
+    python benchmarks/render.py bench.json footprint.json > benchmarks/README.md
+
+Every figure comes from one of the two files; targets are issue 4's. Ratios against Keras pair
+timings of the same model and batch size from the same pytest run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+COMMANDS = """\
+ICHINFER_MODEL_DIR=models ICHINFER_KERAS_DIR=runs \\
+  .venv/bin/python -m pytest benchmarks --benchmark-only --benchmark-json bench.json
+.venv/bin/python benchmarks/footprint.py --model-dir models --keras-dir runs --out footprint.json
+.venv/bin/python benchmarks/render.py bench.json footprint.json > benchmarks/README.md"""
+
+
+def _ms(s: float | None) -> str:
+    if s is None:
+        return "—"
+    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def _ok(ok: bool | None) -> str:
+    return "—" if ok is None else ("met" if ok else "**not met**")
+
+
+class Bench:
+    def __init__(self, data: dict) -> None:
+        self.data = data
+        self.items = data["benchmarks"]
+
+    def find(self, pattern: str) -> list[dict]:
+        return [b for b in self.items if re.fullmatch(pattern, b["name"])]
+
+    def one(self, pattern: str) -> dict | None:
+        found = self.find(pattern)
+        return found[0] if found else None
+
+    @staticmethod
+    def median(b: dict | None) -> float | None:
+        return None if b is None else b["stats"]["median"]
+
+
+def matmul_rate(bench: Bench) -> float | None:
+    b = bench.one(r"test_numpy_matmul")
+    return None if b is None else b["extra_info"]["flops"] / b["stats"]["median"]
+
+
+def headline(bench: Bench, fp: dict) -> list[list[str]]:
+    rows: list[list[str]] = []
+    imp = fp.get("import_ichinfer", {})
+    if "median_s" in imp:
+        tf = imp["tensorflow_imported"] or imp["keras_imported"]
+        rows.append(["`import ichinfer` (median, fresh process)", _ms(imp["median_s"]), "≤ 0.5 s",
+                     _ok(imp["median_s"] <= 0.5 and not tf)])
+        rows.append(["TensorFlow / Keras imported by `import ichinfer`", "yes" if tf else "no",
+                     "never", _ok(not tf)])
+    both = bench.one(r"test_classify_and_segment_cq500")
+    if both:
+        rows.append(["CQ500 238 slices, classify + segment, end to end (one decode)",
+                     _ms(Bench.median(both)), "≤ 10 s", _ok(Bench.median(both) <= 10)])
+    c40 = bench.one(r"test_classify_40")
+    if c40:
+        rows.append(["40-slice series, classify, end to end", _ms(Bench.median(c40)), "≤ 1 s",
+                     _ok(Bench.median(c40) <= 1)])
+    for b in bench.find(r"test_onnxruntime\[(.+)\.onnx-(1|32)\]"):
+        m = re.fullmatch(r"test_onnxruntime\[(.+)-(\d+)\]", b["name"])
+        assert m
+        file, batch = m.group(1), int(m.group(2))
+        stem = file.split(".")[0]
+        keras = bench.one(rf"test_keras\[{re.escape(stem)}\.onnx-predict-{batch}\]")
+        if keras is None:
+            continue
+        ratio = Bench.median(keras) / Bench.median(b)
+        quant = file != f"{stem}.onnx"
+        target = 3.0 if batch == 1 else (2.5 if quant else 1.3)
+        what = "latency" if batch == 1 else "throughput"
+        rows.append([f"{file} batch {batch} {what} vs Keras `predict` (same weights, same run)",
+                     f"{ratio:.2f}× ({_ms(Bench.median(b))} vs {_ms(Bench.median(keras))})",
+                     f"≥ {target:g}×", _ok(ratio >= target)])
+    cli = fp.get("cold_cli", {})
+    if "keras_first_result_s" in cli:
+        ratio = cli["keras_first_result_s"] / cli["ichinfer_classify_s"]
+        rows.append(["cold CLI, process start to first result (one slice) vs Keras script",
+                     f"{ratio:.2f}× ({_ms(cli['ichinfer_classify_s'])} vs "
+                     f"{_ms(cli['keras_first_result_s'])})", "≥ 5×", _ok(ratio >= 5)])
+    mem = fp.get("peak_memory", {})
+    if "peak_rss_bytes" in mem:
+        mb = mem["peak_rss_bytes"] / 2**20
+        rows.append(["peak resident memory, classify + segment CQ500", f"{mb:.0f} MiB", "≤ 400 MB",
+                     _ok(mem["peak_rss_bytes"] <= 400e6)])
+    inst = fp.get("installed", {})
+    if inst.get("tensorflow_bytes"):
+        share = inst["runtime_bytes"] / inst["tensorflow_bytes"]
+        rows.append(["runtime environment size vs TensorFlow + Keras",
+                     f"{share:.0%} ({inst['runtime_bytes'] / 2**20:.0f} MiB vs "
+                     f"{inst['tensorflow_bytes'] / 2**20:.0f} MiB)", "≤ 25%", _ok(share <= 0.25)])
+    rate = matmul_rate(bench)
+    if rate:
+        rows.append(["numpy float32 matmul rate (2048³, same run)", f"{rate / 1e9:.0f} GFLOP/s",
+                     "(reference)", "—"])
+        for b in bench.find(r"test_onnxruntime\[.+-32\]"):
+            fl = b["extra_info"].get("flops_per_slice")
+            if not fl:
+                continue
+            achieved = fl * b["extra_info"]["batch"] / Bench.median(b)
+            rows.append([f"{b['extra_info']['model']} batch 32: achieved FLOP rate / matmul rate",
+                         f"{achieved / rate:.0%} ({achieved / 1e9:.1f} GFLOP/s, "
+                         f"{fl / 1e9:.2f} GFLOP/slice)", "≥ 40%", _ok(achieved / rate >= 0.4)])
+    for b in bench.find(r"test_(classify|segment|classify_and_segment)_(40|cq500)"):
+        frac = b["extra_info"].get("decode_preprocess_fraction")
+        if frac is None:
+            continue
+        rows.append([f"{b['group'].removeprefix('end to end: ')}: decode + preprocessing + "
+                     "writing share", f"{frac:.0%} (outside inference: "
+                     f"{b['extra_info']['outside_inference_fraction']:.0%})", "≤ 25%",
+                     _ok(frac <= 0.25)])
+    return rows
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def details(bench: Bench) -> str:
+    out = []
+    groups: dict[str, list[dict]] = {}
+    for b in bench.items:
+        groups.setdefault(b["group"] or "", []).append(b)
+    rows = []
+    for group in sorted(groups):
+        for b in sorted(groups[group], key=lambda b: b["stats"]["median"]):
+            info = b["extra_info"]
+            notes = []
+            for key in ("engine", "provider", "intra_op_threads", "transfer_syntax",
+                        "decode_threads", "slices"):
+                if key in info:
+                    notes.append(f"{key}={info[key]}")
+            if "stages_s" in info:
+                st = info["stages_s"]
+                notes.append("stages: " + ", ".join(f"{k} {_ms(v)}" for k, v in st.items()
+                                                    if k != "total"))
+            s = b["stats"]
+            rows.append([group, f"`{b['name']}`", _ms(s["median"]), _ms(s["min"]),
+                         str(s["rounds"]), "; ".join(notes)])
+    out.append(table(rows, ["group", "benchmark", "median", "min", "rounds", "notes"]))
+    return "\n".join(out)
+
+
+def render(bench_path: Path, footprint_path: Path | None, draft: str | None) -> str:
+    data = json.loads(bench_path.read_text())
+    bench = Bench(data)
+    fp = json.loads(footprint_path.read_text()) if footprint_path else {}
+    mi = data.get("machine_info", {})
+    ich = mi.get("ichinfer", {})
+    parts = ["# Benchmarks", ""]
+    if draft:
+        parts += [f"> **DRAFT** — {draft}", ""]
+    fp_name = footprint_path.name if footprint_path else "—"
+    parts += [
+        "Produced by the commands below; every figure is from "
+        f"`{bench_path.name}` (pytest-benchmark) or `{fp_name}`"
+        " (`benchmarks/footprint.py`). Targets are those of issue 4. Medians.",
+        "",
+        table([
+            ["date", str(ich.get("date", data.get("datetime", "?")))],
+            ["machine", f"{mi.get('node', '?')} ({mi.get('system', '?')} {mi.get('release', '')})"],
+            ["CPU", str(ich.get("cpu_model", mi.get("cpu", {}).get("brand_raw", "?")))],
+            ["cores", f"{ich.get('physical_cores', '?')} physical, "
+                      f"{ich.get('logical_cpus', '?')} logical"],
+            ["load average at start (1, 5, 15 min)",
+             ", ".join(f"{v:.1f}" for v in ich.get("load_average_at_start") or [])],
+            ["software", f"python {mi.get('python_version', '?')}, onnxruntime "
+                         f"{ich.get('onnxruntime', '?')}, numpy {ich.get('numpy', '?')}"],
+            ["models", str(ich.get("model_dir", "?"))],
+            ["commit", str(data.get("commit_info", {}).get("id", "?"))[:12]
+             + (" (dirty)" if data.get("commit_info", {}).get("dirty") else "")],
+        ], ["", ""]),
+        "",
+        "```sh",
+        COMMANDS,
+        "```",
+        "",
+        "## Against the targets",
+        "",
+        table(headline(bench, fp), ["figure", "measured", "target", ""]),
+        "",
+        "## Every benchmark",
+        "",
+        details(bench),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("bench", type=Path, help="pytest --benchmark-json output")
+    ap.add_argument("footprint", type=Path, nargs="?", help="benchmarks/footprint.py output")
+    ap.add_argument("--draft", help="label the table as a draft, with this reason")
+    args = ap.parse_args(argv)
+    print(render(args.bench, args.footprint, args.draft))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Model inference per batch size, for every ONNX file the manifest lists (fp32, int8, fp16),
+and the same weights through Keras (``model.predict`` and ``model(x, training=False)``) in the
+same run, so ``render.py`` can put the ratio side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import BATCH_SIZES, random_hu, session_info
+
+from ichinfer import runtime
+
+KERAS_BATCH_SIZES = (1, 32)
+
+
+def _flops(path: Path) -> int | None:
+    try:
+        from flops import flops_per_slice
+
+        return flops_per_slice(path)
+    except ImportError:  # onnx is not a runtime dependency
+        return None
+
+
+@pytest.fixture(scope="module")
+def sessions(model_dir: Path):
+    cache: dict[str, runtime.Session] = {}
+
+    def get(name: str) -> runtime.Session:
+        if name not in cache:
+            cache[name] = runtime.get_session(model_dir / name, device="cpu")
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("batch", BATCH_SIZES)
+def test_onnxruntime(benchmark, sessions, model_file: str, batch: int) -> None:
+    session = sessions(model_file)
+    spec = session.spec
+    x = random_hu(batch, spec.input_size[0], spec.channels)
+    session.run(x)  # warm-up: first-run allocations are set-up, not inference
+    benchmark.group = f"inference {Path(model_file).name.split('.')[0]} batch {batch}"
+    benchmark.extra_info.update(session_info(session), batch=batch, engine="onnxruntime",
+                                flops_per_slice=_flops(spec.path))
+    y = benchmark(session.run, x)
+    assert y.shape[0] == batch
+
+
+@pytest.fixture(scope="module")
+def keras_model(keras_dir: Path):
+    pytest.importorskip("tensorflow", reason="TensorFlow is not installed (the [train] extra)")
+    keras = pytest.importorskip("keras", reason="Keras is not installed (the [train] extra)")
+    import training.models  # noqa: F401 - registers the HUWindows layer
+
+    loaded: dict[str, object] = {}
+
+    def get(stem: str):
+        path = keras_dir / f"{stem}.keras"
+        if not path.exists():
+            pytest.skip(f"no Keras checkpoint {path} (set ICHINFER_KERAS_DIR or --keras-dir)")
+        if stem not in loaded:
+            loaded[stem] = keras.saving.load_model(path, compile=False)
+        return loaded[stem]
+
+    return get
+
+
+@pytest.mark.parametrize("batch", KERAS_BATCH_SIZES)
+@pytest.mark.parametrize("call", ["predict", "call"])
+def test_keras(benchmark, keras_model, sessions, model_file: str, call: str, batch: int) -> None:
+    stem = Path(model_file).name.split(".")[0]
+    if Path(model_file).name != f"{stem}.onnx":
+        pytest.skip(f"{model_file} is a variant; Keras runs the float32 weights once per model")
+    import tensorflow as tf
+
+    model = keras_model(stem)
+    spec = sessions(model_file).spec
+    x = random_hu(batch, spec.input_size[0], spec.channels)
+    if call == "predict":
+        def fn():
+            return model.predict(x, batch_size=batch, verbose=0)
+    else:
+        def fn():
+            return np.asarray(model(x, training=False))
+    fn()  # warm-up: tracing and graph building are set-up
+    benchmark.group = f"inference {stem} batch {batch}"
+    benchmark.extra_info.update(engine=f"keras {call}", batch=batch, model=f"{stem}.keras",
+                                keras_backend=__import__("keras").backend.backend(),
+                                tensorflow=tf.__version__,
+                                tf_intra_op_threads=tf.config.threading
+                                .get_intra_op_parallelism_threads())
+    y = benchmark(fn)
+    assert y.shape[0] == batch

@@ -1,0 +1,64 @@
+"""Reading: one slice to HU per transfer syntax, and a header-only scan of a whole series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ichinfer import dicom
+
+
+def _first(folder: Path) -> str:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return str(files[0])
+
+
+def _transfer_syntax(path: str) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID.name)
+
+
+def _read_one(benchmark, path: str) -> None:
+    benchmark.group = "read one slice to HU"
+    benchmark.extra_info.update(file=Path(path).name, transfer_syntax=_transfer_syntax(path))
+    hu = benchmark(dicom.read_hu, path)
+    benchmark.extra_info["shape"] = list(hu.shape)
+
+
+def test_read_uncompressed_rsna(benchmark, rsna: Path) -> None:
+    _read_one(benchmark, _first(rsna))
+
+
+def test_read_uncompressed_synthetic(benchmark, series40: Path) -> None:
+    _read_one(benchmark, _first(series40))
+
+
+def test_read_jpeg_lossless_cq500(benchmark, cq500: Path) -> None:
+    _read_one(benchmark, _first(cq500))
+
+
+def test_read_jpeg2000_example(benchmark, phantom: Path) -> None:
+    _read_one(benchmark, _first(phantom))
+
+
+def test_scan_headers_cq500(benchmark, cq500: Path) -> None:
+    """Header-only scan (stop_before_pixels) of the 238-file CQ500 folder: find, group, order."""
+    benchmark.group = "scan headers"
+    result = benchmark(dicom.scan, str(cq500))
+    n = sum(len(s.slices) for s in result.series)
+    benchmark.extra_info.update(slices=n, series=len(result.series))
+    assert n == 238
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_decode_series_cq500(benchmark, cq500: Path, workers: int, monkeypatch) -> None:
+    """All 238 CQ500 slices to HU on the 192² grid (PreparedSeries.decode), by decode threads."""
+    from ichinfer.pipeline import DECODE_THREADS_ENV, PreparedSeries
+
+    monkeypatch.setenv(DECODE_THREADS_ENV, str(workers))
+    series = dicom.read_series(str(cq500))
+    benchmark.group = "decode a series onto the model grid"
+    benchmark.extra_info.update(slices=len(series.slices), decode_threads=workers)
+    benchmark.pedantic(lambda: PreparedSeries(series).decode([192]), rounds=3, iterations=1)

@@ -1,0 +1,181 @@
+"""Render models/README.md (the model card) from what the commands measured.
+
+    python export/model_card.py            # reads models/manifest.json + models/evaluation.json
+
+Every figure in the card comes from ``models/manifest.json`` (written by ``export/to_onnx.py``:
+parameters, training validation, quantization check) or ``models/evaluation.json`` (written by
+``training/evaluate.py`` on held-out phantoms and the real scans). Nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ("any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
+SHORT = {
+    "any": "any",
+    "epidural": "EDH",
+    "intraparenchymal": "IPH",
+    "intraventricular": "IVH",
+    "subarachnoid": "SAH",
+    "subdural": "SDH",
+}
+
+
+def f3(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.3f}"
+
+
+def classifier_rows(evaluation: dict) -> list[str]:
+    head = (
+        "| model | slices | "
+        + " | ".join(f"AUC {SHORT[k]}" for k in LABELS)
+        + " | weighted log loss | s |"
+    )
+    rows = [head, "|" + " --- |" * (len(LABELS) + 4)]
+    for c in evaluation.get("classifiers", []):
+        aucs = " | ".join(f3(c["auc"][k]) for k in LABELS)
+        rows.append(
+            f"| `{c['model']}` | {c['slices']} | {aucs} | {f3(c['weighted_log_loss'])} "
+            f"| {c['seconds']} |"
+        )
+    return rows
+
+
+def operating_rows(evaluation: dict) -> list[str]:
+    rows = [
+        "| model | label | threshold | sensitivity | specificity |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in evaluation.get("classifiers", []):
+        for k in LABELS:
+            at = c["at_default_thresholds"][k]
+            rows.append(
+                f"| `{c['model']}` | {k} | {f3(at['threshold'])} | "
+                f"{f3(at['sensitivity'])} | {f3(at['specificity'])} |"
+            )
+    return rows
+
+
+def segmenter_rows(evaluation: dict) -> list[str]:
+    rows = [
+        "| model | slices (with bleed) | Dice, pooled | Dice, mean over bleeding slices | "
+        "plain 50–90 HU masking: pooled / mean | volume: median relative error (series) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in evaluation.get("segmenters", []):
+        vol = s["volume_median_relative_error"]
+        rows.append(
+            f"| `{s['model']}` | {s['slices']} ({s['bleeding_slices']}) | {f3(s['dice_pooled'])} | "
+            f"{f3(s['dice_mean_bleeding_slices'])} | {f3(s['plain_masking_dice_pooled'])} / "
+            f"{f3(s['plain_masking_dice_mean_bleeding_slices'])} | "
+            f"{'n/a' if vol is None else f'{vol:.1%}'} ({s['volume_series']}) |"
+        )
+    return rows
+
+
+def real_rows(evaluation: dict) -> list[str]:
+    rows = [
+        "| model | CQ500-CT-0 slices flagged `any` | series `any` probability | "
+        "known-negative RSNA samples flagged | all 23 RSNA samples flagged |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in evaluation.get("real", []):
+        cq = r.get("cq500_ct0")
+        cq_txt = (
+            f"{cq['flagged_any']} / {cq['slices']} ({cq['flagged_fraction']:.1%})" if cq else "n/a"
+        )
+        cq_p = f3(cq["series_any_probability"]) if cq else "n/a"
+        neg = r.get("rsna_known_negatives_flagged")
+        rows.append(
+            f"| `{r['model']}` | {cq_txt} | {cq_p} | "
+            f"{'n/a' if neg is None else f'{neg} / 3'} | "
+            f"{r.get('rsna_samples_flagged_any', 'n/a')} / {r.get('rsna_samples', 'n/a')} |"
+        )
+    return rows
+
+
+def model_rows(manifest: dict) -> list[str]:
+    rows = [
+        "| file | task | precision | parameters | bytes | sha256 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, e in sorted(manifest["models"].items()):
+        rows.append(
+            f"| `{name}` | {e.get('task')} | {e.get('precision')} | "
+            f"{e.get('params', '(as its float model)')} | {e.get('bytes')} | "
+            f"`{e['sha256'][:16]}…` |"
+        )
+    return rows
+
+
+def quant_rows(manifest: dict) -> list[str]:
+    rows = [
+        "| model | float32 (validation) | int8 (validation) | kept |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, e in sorted(manifest["models"].items()):
+        q = e.get("quantization")
+        if not q:
+            continue
+        if "min_auc" in q["fp32"]:
+            a, b = f"min AUC {f3(q['fp32']['min_auc'])}", f"min AUC {f3(q['int8']['min_auc'])}"
+        else:
+            a, b = f"Dice {f3(q['fp32']['dice_pooled'])}", f"Dice {f3(q['int8']['dice_pooled'])}"
+        rows.append(f"| `{name}` | {a} | {b} | {'yes' if q['kept'] else 'no'} |")
+    return rows
+
+
+def training_rows(manifest: dict) -> list[str]:
+    rows = [
+        "| model | command | training slices | validation slices | seconds |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, e in sorted(manifest["models"].items()):
+        t = e.get("training")
+        if t:
+            rows.append(
+                f"| `{name}` | `{t['command']}` | {t['n_train_slices']} | "
+                f"{t['n_val_slices']} | {t['train_seconds']} |"
+            )
+    return rows
+
+
+def render(manifest: dict, evaluation: dict, template: str) -> str:
+    tables = {
+        "MODELS": model_rows(manifest),
+        "TRAINING": training_rows(manifest),
+        "CLASSIFIERS": classifier_rows(evaluation),
+        "OPERATING": operating_rows(evaluation),
+        "SEGMENTERS": segmenter_rows(evaluation),
+        "REAL": real_rows(evaluation),
+        "QUANT": quant_rows(manifest),
+    }
+    out = template
+    for key, rows in tables.items():
+        out = out.replace(f"<!-- {key} -->", "\n".join(rows))
+    out = out.replace("<!-- TEST-DATA -->", evaluation.get("data", "n/a"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=Path, default=ROOT / "models")
+    p.add_argument("--template", type=Path, default=ROOT / "export" / "model_card.md")
+    args = p.parse_args(argv)
+    manifest = json.loads((args.models / "manifest.json").read_text())
+    evaluation = json.loads((args.models / "evaluation.json").read_text())
+    text = render(manifest, evaluation, args.template.read_text())
+    (args.models / "README.md").write_text(text)
+    print(f"wrote {args.models / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
