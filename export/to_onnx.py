@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from ichinfer import __version__  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
-from ichinfer.metrics import dice, roc_auc  # noqa: E402
+from ichinfer.metrics import dice, roc_auc, specificity_threshold  # noqa: E402
 from ichinfer.models import MANIFEST, PREFIX, PREPROCESS_VERSION, sha256  # noqa: E402
 from ichinfer.preprocess import with_prior  # noqa: E402
 
@@ -144,13 +144,16 @@ def validation_batches(info: dict, data: Path, max_series: int | None):
     return x, y
 
 
-def score(path: Path, task: str, x: np.ndarray, y: np.ndarray) -> dict:
+def predict(path: Path, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: x[i : i + 16]})[0] for i in range(0, len(x), 16)]
-    pred = np.concatenate(outs)
+    return np.concatenate([sess.run(None, {name: x[i : i + 16]})[0] for i in range(0, len(x), 16)])
+
+
+def score(path: Path, task: str, x: np.ndarray, y: np.ndarray) -> dict:
+    pred = predict(path, x)
     if task == "classify":
         aucs = {label: roc_auc(y[:, k], pred[:, k]) for k, label in enumerate(LABELS)}
         return {"auc": aucs, "min_auc": float(np.nanmin(list(aucs.values())))}
@@ -202,14 +205,28 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
     out = args.out / f"{name}.onnx"
     t0 = time.time()
     convert(model, out)
-    set_metadata(out, metadata(info, name=name))
     diff = parity(model, out, args.tolerance)
+    x = y = None
+    rule = "Youden's J on the training-time validation split"
+    if args.data is not None:
+        x, y = validation_batches(info, args.data, args.max_series)
+        if info["task"] == "classify":
+            prob = predict(out, x)
+            info["thresholds"] = {
+                label: specificity_threshold(y[:, k], prob[:, k], args.threshold_specificity)
+                for k, label in enumerate(LABELS)
+            }
+            rule = (f"lowest threshold with slice-level specificity >= "
+                    f"{args.threshold_specificity} on {args.data.name}")
+    set_metadata(out, metadata(info, name=name, extra={"threshold_rule": rule}))
     entry = {
         "task": info["task"],
         "precision": "fp32",
         "parity_max_abs_diff": diff,
         "validation": info["validation"],
         "params": info["params"],
+        "thresholds": info["thresholds"],
+        "threshold_rule": rule,
         "training": {
             k: info.get(k)
             for k in (
@@ -223,13 +240,14 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
         },
     }
     print(f"{out}: converted in {time.time() - t0:.1f} s, max |Keras - ORT| = {diff:.2e}")
-    if args.data is not None and not args.no_quantize:
-        x, y = validation_batches(info, args.data, args.max_series)
+    if x is not None and not args.no_quantize:
         fp32 = score(out, info["task"], x, y)
         qpath = args.out / f"{name}.int8.onnx"
         quantize(out, qpath, x[: args.calibration])
         set_metadata(
-            qpath, metadata(info, name=name, precision="int8", extra={"quantized_from": out.name})
+            qpath,
+            metadata(info, name=name, precision="int8",
+                     extra={"quantized_from": out.name, "threshold_rule": rule}),
         )
         int8 = score(qpath, info["task"], x, y)
         if info["task"] == "classify":
@@ -267,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segmenter", type=Path, default=ROOT / "runs" / "densenet_unet.keras")
     p.add_argument("--seed-cnn", type=Path, default=ROOT / "runs" / "seed_cnn.keras")
     p.add_argument("--out", type=Path, default=ROOT / "models")
-    p.add_argument("--data", type=Path, default=None, help="validation data for quantization")
+    p.add_argument("--data", type=Path, default=None,
+                   help="validation folder (RSNA layout): default thresholds and the int8 check")
+    p.add_argument("--threshold-specificity", type=float, default=0.98,
+                   help="default thresholds: lowest with this slice specificity on --data")
     p.add_argument("--max-series", type=int, default=None)
     p.add_argument("--calibration", type=int, default=256, help="calibration slices")
     p.add_argument("--no-quantize", action="store_true")

@@ -225,9 +225,11 @@ def _print_classification(result) -> None:
         table.add_column(label[:8], justify="right")
     for s in result.series:
         probs, verdict = s.probabilities, s.verdict
-        cells = [f"{'[bold red]' if verdict[k] else ''}{probs[k]:.3f}" for k in LABELS]
+        cells = [f"{probs[k]:.3f}{' *' if verdict[k] else ''}" for k in LABELS]
         table.add_row("…" + s.series_uid[-12:], str(len(s.slices)), *cells)
     out_console.print(table)
+    out_console.print("highest slice probability per label; * at or above the model's threshold "
+                      "(ichinfer info lists them)", highlight=False)
 
 
 @app.command()
@@ -239,7 +241,7 @@ def segment(
     variant: VariantOpt = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
     overlays: Annotated[str, typer.Option(
         help="which slices get an overlay PNG: bleeding | all | none")] = "bleeding",
     subtypes: Annotated[bool, typer.Option(

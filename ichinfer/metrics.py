@@ -70,3 +70,16 @@ def youden_threshold(y_true: np.ndarray, y_score: np.ndarray) -> float:
     j = tp / y.sum() - fp / (~y).sum()
     j = np.where(last_of_tie, j, -np.inf)
     return float(s_sorted[int(np.argmax(j))])
+
+
+def specificity_threshold(y_true: np.ndarray, y_score: np.ndarray, specificity: float) -> float:
+    """The lowest threshold (predict positive when score >= it) whose specificity on these cases
+    is at least ``specificity``; 0.5 when there are no negatives."""
+    y = np.asarray(y_true).astype(bool).ravel()
+    neg = np.sort(np.asarray(y_score, dtype=np.float64).ravel()[~y])
+    if neg.size == 0:
+        return 0.5
+    k = int(np.ceil(specificity * neg.size))  # at least k negatives must fall below
+    if k >= neg.size:
+        return float(np.nextafter(neg[-1], np.inf))
+    return float(np.nextafter(neg[k - 1], np.inf)) if k > 0 else float(neg[0])
