@@ -59,7 +59,7 @@ class Classifier:
         device: str | None = None,
         providers: list[str] | None = None,
         threads: int | None = None,
-        batch_size: int = 16,
+        batch_size: int = 8,
         thresholds: Thresholds = None,
     ) -> None:
         if batch_size < 1:
@@ -147,7 +147,7 @@ def classify(
     model: str | os.PathLike | None = None,
     device: str | None = None,
     threads: int | None = None,
-    batch_size: int = 16,
+    batch_size: int = 8,
     thresholds: Thresholds = None,
     on_error: str = "raise",
 ) -> ClassificationResult:

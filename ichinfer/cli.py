@@ -153,7 +153,7 @@ def classify(
     variant: VariantOpt = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
     thresholds: Annotated[Path | None,
                           typer.Option(help="thresholds JSON (ichinfer calibrate)")] = None,
     quiet: QuietOpt = False,
