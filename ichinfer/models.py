@@ -72,9 +72,10 @@ class ModelSpec:
 
 
 def bundled_model_dir() -> Path:
-    """The models shipped with the package (``ichinfer/models`` in a wheel, ``models/`` in git)."""
+    """The models shipped with the package: ``ichinfer/bundled_models`` in a wheel (setuptools maps
+    the repository's ``models/`` there), ``models/`` in a source checkout."""
     try:
-        path = Path(str(resources.files("ichinfer.models")))
+        path = Path(str(resources.files("ichinfer.bundled_models")))
         if (path / MANIFEST).exists():
             return path
     except (ModuleNotFoundError, TypeError):

@@ -1,1 +1,1 @@
-"""The bundled ONNX models (installed as ``ichinfer.models``); see README.md here."""
+"""The bundled ONNX models (installed as ``ichinfer.bundled_models``); see README.md here."""

@@ -70,14 +70,9 @@ def trained(phantom_data, tmp_path_factory):
 
 def test_sidecars_hold_validation_figures(trained):
     info = json.loads((trained / "densenet25d.json").read_text())
-    assert set(info["validation"]["auc"]) == {
-        "any",
-        "epidural",
-        "intraparenchymal",
-        "intraventricular",
-        "subarachnoid",
-        "subdural",
-    }
+    from ichinfer import LABELS
+
+    assert set(info["validation"]["auc"]) == set(LABELS)
     assert info["context"] == 1 and info["image_size"] == 32
     seg = json.loads((trained / "densenet_unet.json").read_text())
     assert 0.0 <= seg["validation"]["dice_pooled"] <= 1.0
