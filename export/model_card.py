@@ -161,27 +161,38 @@ def target_rows(manifest: dict, evaluation: dict) -> list[str]:
 
     if default_cls in cls:
         aucs = [v for v in cls[default_cls]["auc"].values() if not math.isnan(v)]
-        rows.append(f"| phantom per-label AUC ≥ 0.97 (`{default_cls}`) | lowest {min(aucs):.3f} | "
-                    f"{met(min(aucs) >= 0.97)} |")
+        rows.append(
+            f"| phantom per-label AUC ≥ 0.97 (`{default_cls}`) | lowest {min(aucs):.3f} | "
+            f"{met(min(aucs) >= 0.97)} |"
+        )
         if "seed_cnn.onnx" in cls:
             mine = sum(aucs) / len(aucs)
             base = [v for v in cls["seed_cnn.onnx"]["auc"].values() if not math.isnan(v)]
-            rows.append(f"| default classifier clearly ahead of `seed_cnn` | mean AUC {mine:.3f} vs "
-                        f"{sum(base) / len(base):.3f} | {met(mine > sum(base) / len(base) + 0.05)} |")
+            rows.append(
+                f"| default classifier clearly ahead of `seed_cnn` | mean AUC {mine:.3f} vs "
+                f"{sum(base) / len(base):.3f} | {met(mine > sum(base) / len(base) + 0.05)} |"
+            )
     if default_seg in seg:
         d = seg[default_seg]["dice_pooled"]
-        rows.append(f"| phantom Dice ≥ 0.85 (`{default_seg}`, pooled) | {d:.3f} | {met(d >= 0.85)} |")
+        rows.append(
+            f"| phantom Dice ≥ 0.85 (`{default_seg}`, pooled) | {d:.3f} | {met(d >= 0.85)} |"
+        )
     r = real.get(default_cls)
     if r and r.get("cq500_ct0"):
         frac = r["cq500_ct0"]["flagged_fraction"]
-        rows.append(f"| CQ500-CT-0 (normal by majority read): ≤ 5 % of slices flagged `any` | "
-                    f"{frac:.1%} | {met(frac <= 0.05)} |")
+        rows.append(
+            f"| CQ500-CT-0 (normal by majority read): ≤ 5 % of slices flagged `any` | "
+            f"{frac:.1%} | {met(frac <= 0.05)} |"
+        )
     if r and r.get("rsna_known_negatives_flagged") is not None:
         n = r["rsna_known_negatives_flagged"]
-        rows.append(f"| none of the 3 known-negative RSNA samples flagged | {n} flagged | "
-                    f"{met(n == 0)} |")
-    rows.append("| real bleeds: ≥ 90 % of bleeding slices found; segmenter beats plain masking | "
-                "not measurable here: no labelled real bleeds are available to the project | — |")
+        rows.append(
+            f"| none of the 3 known-negative RSNA samples flagged | {n} flagged | {met(n == 0)} |"
+        )
+    rows.append(
+        "| real bleeds: ≥ 90 % of bleeding slices found; segmenter beats plain masking | "
+        "not measurable here: no labelled real bleeds are available to the project | — |"
+    )
     return rows
 
 
