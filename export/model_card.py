@@ -101,6 +101,16 @@ def real_rows(evaluation: dict) -> list[str]:
     return rows
 
 
+def real_label_rows(evaluation: dict) -> list[str]:
+    rows = ["| model | " + " | ".join(f"{SHORT[k]} flagged" for k in LABELS) + " |",
+            "|" + " --- |" * (len(LABELS) + 1)]
+    for r in evaluation.get("real", []):
+        by = r.get("cq500_ct0_flagged_by_label")
+        if by:
+            rows.append(f"| `{r['model']}` | " + " | ".join(str(by[k]) for k in LABELS) + " |")
+    return rows
+
+
 def model_rows(manifest: dict) -> list[str]:
     rows = [
         "| file | task | precision | parameters | bytes | sha256 |",
@@ -205,6 +215,7 @@ def render(manifest: dict, evaluation: dict, template: str) -> str:
         "OPERATING": operating_rows(evaluation),
         "SEGMENTERS": segmenter_rows(evaluation),
         "REAL": real_rows(evaluation),
+        "REAL-LABELS": real_label_rows(evaluation),
         "QUANT": quant_rows(manifest),
     }
     out = template

@@ -133,6 +133,9 @@ def real_checks(path: Path, shared: Path) -> dict:
         t0 = time.time()
         r = clf.classify(cq)
         flagged = sum(s.probabilities["any"] >= clf.thresholds["any"] for s in r.slices)
+        by_label = {k: int(sum(s.probabilities[k] >= clf.thresholds[k] for s in r.slices))
+                    for k in LABELS}
+        out["cq500_ct0_flagged_by_label"] = by_label
         out["cq500_ct0"] = {
             "slices": len(r.slices),
             "flagged_any": int(flagged),
