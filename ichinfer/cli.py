@@ -294,7 +294,8 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
                     "--overwrite to replace them or --resume to continue")
     seg = _run(debug, lambda: Segmenter(model, model_dir=model_dir, variant=variant, device=device,
                                         threads=threads, batch_size=batch_size), code=2)
-    clf = _extras_classifier(subtypes, thresholds, model_dir, variant, device, threads, debug)
+    # --variant names the segmenter's variant; the classifier runs its default file
+    clf = _extras_classifier(subtypes, thresholds, model_dir, device, threads, debug)
     if dicom_out is not None:
         _check_out(dicom_out / "s00_seg.dcm", overwrite, resume)
     scan = _run(debug, lambda: scan_inputs(paths, on_error="collect"))
@@ -352,13 +353,13 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
     raise typer.Exit(1 if result.failures or not result.series else 0)
 
 
-def _extras_classifier(subtypes, thresholds, model_dir, variant, device, threads, debug):
+def _extras_classifier(subtypes, thresholds, model_dir, device, threads, debug):
     """The classifier ``segment`` runs for subtype attribution (None without --subtypes)."""
     if not subtypes:
         return None
     from ichinfer.classification import Classifier
 
-    return _run(debug, lambda: Classifier(model_dir=model_dir, variant=variant, device=device,
+    return _run(debug, lambda: Classifier(model_dir=model_dir, device=device,
                                           threads=threads, thresholds=thresholds), code=2)
 
 

@@ -107,3 +107,15 @@ def test_refused_model_is_one_line_and_exit_2(phantom_study, tiny_model_dir, tmp
         assert "Traceback" not in r.output
         r = invoke("classify", phantom_study.folder, "--model-dir", folder, "--debug")
         assert isinstance(r.exception, ichinfer.ModelIntegrityError)
+
+
+def test_outputs_are_readable_like_plain_files(phantom_study, tiny_model_dir, tmp_path):
+    """Atomic writes must not leave mkstemp's private 0600 mode on results."""
+    import os
+
+    out = tmp_path / "r.json"
+    assert invoke("classify", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
+                  "-q").exit_code == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
