@@ -494,6 +494,71 @@ def report(
 
 
 @app.command()
+def batch(
+    source: Annotated[Path, typer.Argument(
+        help="a folder tree, or a manifest (.csv / .parquet with a 'path' column)")],
+    out: Annotated[Path, typer.Option(
+        help="output folder: slices/ and series/ (Parquet per series), failures.parquet")],
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join (e.g. auto, or ray://host:10001); default: local Ray")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="actors, each with its own model session (default: CPU count)")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(
+        min=0.0, help="GPUs per actor (> 0 runs onnxruntime on CUDA)")] = 0.0,
+    rsna_csv: Annotated[bool, typer.Option(
+        "--rsna-csv", help="also write results.csv (RSNA format) at the end")] = False,
+    model_dir: ModelDirOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
+) -> None:
+    """Score an archive on Ray (extra [ray]): whole series per actor, Parquet per series."""
+    with _interruptible(debug):
+        _batch(source, out, address, workers, gpus_per_worker, rsna_csv, model_dir, quiet,
+               debug, overwrite, resume)
+
+
+def _batch(source, out, address, workers, gpus_per_worker, rsna_csv, model_dir, quiet, debug,
+           overwrite, resume) -> None:
+    _setup_logging(debug, quiet)
+    try:
+        from ichinfer import batch as b
+    except ImportError as err:  # pyarrow missing
+        _fail_usage(f"ichinfer batch needs the [ray] extra (pip install 'ichinfer[ray]'): {err}")
+    _run(debug, b._ray, code=2)
+    if not source.exists():
+        _fail_usage(f"{source} not found")
+    if (out / "series").is_dir() and any((out / "series").glob("*.parquet")) and not (
+            overwrite or resume):
+        _fail_usage(f"{out} holds outputs of an earlier run; use --overwrite to replace them or "
+                    "--resume to continue")
+    plan = _run(debug, lambda: b.plan_batch(source, out=out, resume=resume, model_dir=model_dir),
+                code=2)
+    resumed = plan.total - len(plan.todo)
+    if resume:
+        _report_resumed(resumed, plan.total, quiet)
+    failures = []
+    with _progress(plan.total, "series", quiet) as advance:
+        advance(resumed)
+        for _key, failure in b.iter_batch(plan, address=address, workers=workers,
+                                          gpus_per_worker=gpus_per_worker):
+            if failure is not None:
+                failures.append(failure)
+            advance(1)
+    summary = b.finish_batch(plan, failures, write_rsna_csv=rsna_csv, resumed=resumed)
+    if not quiet:
+        out_console.print(f"{summary.written} of {summary.total} series written to {out} "
+                          f"({summary.resumed} from an earlier run)", highlight=False)
+        if summary.rsna_csv is not None:
+            out_console.print(f"wrote {summary.rsna_csv}", highlight=False)
+    _report_failures(summary.failures, [], quiet)
+    if summary.skipped and not quiet:  # an archive can hold many: a count, not a list
+        _say("skipped:", "yellow", f"{len(summary.skipped)} files that are not CT images")
+    raise typer.Exit(1 if summary.failures or not summary.written else 0)
+
+
+@app.command()
 def info(
     model_dir: ModelDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,

@@ -9,7 +9,7 @@ CODE = """
 import sys, ichinfer
 ichinfer.classify, ichinfer.segment, ichinfer.Classifier, ichinfer.Segmenter
 import ichinfer.cli, ichinfer.dicom, ichinfer.overlay, ichinfer.runtime
-print(",".join(m for m in ("tensorflow", "keras", "tf2onnx") if m in sys.modules))
+print(",".join(m for m in ("tensorflow", "keras", "tf2onnx", "ray", "pyarrow") if m in sys.modules))
 """
 
 

@@ -39,11 +39,41 @@ def base_parser(
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="checkpoint path (.keras)")
     p.add_argument(
+        "--distribute",
+        choices=["none", "mirrored"],
+        default="none",
+        help="mirrored: tf.distribute.MirroredStrategy over this host's GPUs (TensorFlow backend)",
+    )
+    p.add_argument(
         "--data-note",
         default=None,
         help="what trained the model, for the model card (default: derived from --data)",
     )
     return p
+
+
+def strategy_scope(args: argparse.Namespace):
+    """The scope to build and compile the model in: MirroredStrategy's for ``--distribute
+    mirrored`` (one replica per visible GPU, or per logical device), else a no-op.
+
+    Raises SystemExit when the Keras backend is not TensorFlow (tf.distribute needs it).
+    """
+    import contextlib
+
+    if args.distribute == "none":
+        return contextlib.nullcontext()
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit(
+            f"--distribute {args.distribute} needs the TensorFlow Keras backend, not "
+            f"{keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)"
+        )
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy()
+    log.info("MirroredStrategy: %d replicas", strategy.num_replicas_in_sync)
+    return strategy.scope()
 
 
 def setup_logging() -> None:

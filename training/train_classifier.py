@@ -81,16 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d training slices, %d validation slices", len(train_b.samples), len(val_b.samples))
 
     build = ARCHITECTURES[args.arch]
-    model = (
-        build(args.image_size)
-        if args.arch == "seed_cnn"
-        else build(args.image_size, context=context)
-    )
-    steps = max(1, len(train_b) * args.epochs)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        args.lr, steps, alpha=0.05, warmup_target=None
-    )
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=weighted_bce)
+    with common.strategy_scope(args):  # --distribute mirrored: variables on every replica
+        model = (
+            build(args.image_size)
+            if args.arch == "seed_cnn"
+            else build(args.image_size, context=context)
+        )
+        steps = max(1, len(train_b) * args.epochs)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            args.lr, steps, alpha=0.05, warmup_target=None
+        )
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=weighted_bce)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cb = ValidationLog(val_b, args.out)
     t0 = time.time()

@@ -122,13 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         monitor.order = np.arange(len(monitor.samples))
     log.info("%d training slices, %d validation slices", len(train_b.samples), len(val_b.samples))
 
-    model = ARCHITECTURES[args.arch](args.image_size, context=args.context)
-    # fully convolutional: train on crops with a model of the crop's size, same weights
-    crop = args.crop or args.image_size
-    train_model = ARCHITECTURES[args.arch](crop, context=args.context)
-    steps = max(1, len(train_b) * args.epochs)
-    schedule = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.05)
-    train_model.compile(optimizer=keras.optimizers.Adam(schedule), loss=dice_bce)
+    with common.strategy_scope(args):  # --distribute mirrored: variables on every replica
+        model = ARCHITECTURES[args.arch](args.image_size, context=args.context)
+        # fully convolutional: train on crops with a model of the crop's size, same weights
+        crop = args.crop or args.image_size
+        train_model = ARCHITECTURES[args.arch](crop, context=args.context)
+        steps = max(1, len(train_b) * args.epochs)
+        schedule = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.05)
+        train_model.compile(optimizer=keras.optimizers.Adam(schedule), loss=dice_bce)
 
     class Sync(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
