@@ -513,7 +513,7 @@ def batch(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
 ) -> None:
-    """Score an archive on Ray (extra [ray]): whole series per actor, Parquet per series."""
+    """Score an archive on Ray (the \\[ray] extra): whole series per actor, Parquet per series."""
     with _interruptible(debug):
         _batch(source, out, address, workers, gpus_per_worker, rsna_csv, model_dir, quiet,
                debug, overwrite, resume)
