@@ -3,7 +3,10 @@
 The only module that imports ``ray`` (and ``pyarrow``); only ``ichinfer batch`` imports it, so
 the runtime without the ``[ray]`` extra stays as light as before.
 
-The driver scans headers (:func:`ichinfer.dicom.scan`) and groups files into series; a Ray Data
+Headers are read in parallel Ray tasks over chunks of the file list (:func:`scan_parallel`:
+:func:`ichinfer.dicom.read_header` per file); the driver groups the records into series with the
+code of :func:`ichinfer.dicom.scan` (:func:`ichinfer.dicom.group_headers`), so the series, their
+slice order and the failures are those of ``dicom.scan``. A Ray Data
 dataset holds one row per series (its key, file paths and the pickled header-only
 :class:`~ichinfer.dicom.Series`); ``map_batches`` sends each series to an actor of a fixed-size
 pool, which builds its :class:`~ichinfer.classification.Classifier` once and returns the series'
@@ -25,6 +28,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import pickle
 import warnings
@@ -52,6 +56,8 @@ FAULT_ENV = "ICHINFER_BATCH_FAULT"
 exit hard (``os._exit``) once, creating file MARKER so it happens only once per job."""
 
 _RETRIES = 3
+SCAN_CHUNK = 256
+"""Most files whose headers one Ray task reads."""
 
 
 def _ray():
@@ -113,6 +119,48 @@ def source_paths(source: str | os.PathLike) -> list[str]:
 def series_id(study_uid: str, series_uid: str) -> str:
     """The name of a series' output files (a hash: UIDs can be long and are not file names)."""
     return hashlib.sha256(f"{study_uid}\0{series_uid}".encode()).hexdigest()[:24]
+
+
+# --- the parallel header scan -----------------------------------------------------------------
+
+
+def _read_headers(items: list[tuple[str, bool]]) -> list:
+    """A Ray task: the header reads of a chunk of files (exceptions dropped: they do not
+    pickle faithfully; the failure's path, reason and kind travel)."""
+    from dataclasses import replace
+
+    from ichinfer import dicom
+
+    return [replace(dicom.read_header(path, explicit), error=None) for path, explicit in items]
+
+
+def scan_parallel(
+    paths: str | os.PathLike | list[str],
+    *,
+    on_error: str = "collect",
+    chunk_size: int | None = None,
+):
+    """:func:`ichinfer.dicom.scan` with the headers read by Ray tasks (Ray must be running).
+
+    The driver lists the files, tasks read chunks of them (``chunk_size`` files, default: about
+    four chunks per CPU of the cluster, at most :data:`SCAN_CHUNK`), and the driver groups the
+    reads, in file order, with :func:`ichinfer.dicom.group_headers`: the same series, slice order,
+    failures and skipped files as ``dicom.scan``. With ``on_error="raise"`` the first failure is
+    raised as an :class:`InvalidInputError` (its original subclass stays in the worker).
+    """
+    from ichinfer import dicom
+
+    ray = _ray()
+    items = list(dicom.candidates(paths))
+    files = [c for c in items if not isinstance(c, dicom.HeaderRead)]
+    if chunk_size is None:
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        chunk_size = max(1, min(SCAN_CHUNK, math.ceil(len(files) / (4 * cpus))))
+    task = ray.remote(num_cpus=1, max_retries=_RETRIES)(_read_headers)
+    refs = [task.remote(files[i : i + chunk_size]) for i in range(0, len(files), chunk_size)]
+    reads = iter([read for chunk in ray.get(refs) for read in chunk])
+    ordered = [c if isinstance(c, dicom.HeaderRead) else next(reads) for c in items]
+    return dicom.group_headers(ordered, on_error=on_error)  # type: ignore[arg-type]
 
 
 # --- what the actors run ---------------------------------------------------------------------
@@ -256,6 +304,7 @@ class BatchPlan:
     scan_failures: list[Failure] = field(default_factory=list)
     skipped: list[Failure] = field(default_factory=list)
     model_info: dict[str, Any] = field(default_factory=dict)
+    ray_started: bool = False  # plan_batch started Ray (for the scan): iter_batch shuts it down
 
     @property
     def total(self) -> int:
@@ -282,11 +331,17 @@ def plan_batch(
     model_dir: str | os.PathLike | None = None,
     variant: str | None = None,
     thresholds: Any = None,
+    address: str | None = None,
+    workers: int | None = None,
+    threads_per_worker: int = 1,
+    parallel_scan: bool = True,
 ) -> BatchPlan:
     """Scan ``source``, group series, and work out which are left to do.
 
     With ``resume`` the earlier job in ``out`` must have used the same model file and thresholds
-    (``job.json``); otherwise every earlier output in ``out`` is removed.
+    (``job.json``); otherwise every earlier output in ``out`` is removed. Headers are read by
+    Ray tasks (:func:`scan_parallel`; Ray is started here, or joined at ``address``, as
+    :func:`iter_batch` would) unless ``parallel_scan`` is False (:func:`ichinfer.dicom.scan`).
     """
     from ichinfer import models, runtime
     from ichinfer.classification import load_thresholds
@@ -316,7 +371,17 @@ def plan_batch(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(job_file, json.dumps({**job, "model": spec.describe()}, indent=1).encode())
 
-    scan = scan_inputs(source_paths(source), on_error="collect")
+    paths = source_paths(source)
+    started = False
+    if parallel_scan:
+        started = _connect(address, _local_cpus(address, workers, threads_per_worker))
+    try:
+        scan = scan_inputs(paths, on_error="collect",
+                           scanner=scan_parallel if parallel_scan else None)
+    except BaseException:
+        if started:
+            _ray().shutdown()
+        raise
     keys, todo = [], []
     for series in scan.series:
         key = series_id(series.study_uid, series.series_uid)
@@ -327,7 +392,16 @@ def plan_batch(
             todo.append((key, series))
     return BatchPlan(out=out, model=path, model_sha256=sha, thresholds=chosen, keys=keys,
                      todo=todo, scan_failures=failures_of(scan.failures),
-                     skipped=failures_of(scan.skipped), model_info=spec.describe())
+                     skipped=failures_of(scan.skipped), model_info=spec.describe(),
+                     ray_started=started)
+
+
+def _local_cpus(address: str | None, workers: int | None, threads_per_worker: int) -> int | None:
+    """CPUs for a local Ray instance: enough for the actors, at least this machine's."""
+    if address:
+        return None
+    workers = workers or max(1, (os.cpu_count() or 1) // max(1, threads_per_worker))
+    return max(workers * threads_per_worker, os.cpu_count() or 1)
 
 
 def _connect(address: str | None, num_cpus: int | None) -> bool:
@@ -354,12 +428,14 @@ def iter_batch(
 ) -> Iterator[tuple[str, Failure | None]]:
     """Classify the plan's series on Ray; write each as it completes and yield ``(key, None)``,
     or ``(key, failure)`` for a series that failed. Ray started here is shut down at the end."""
-    if not plan.todo:
-        return
     ray = _ray()
+    if not plan.todo:
+        if plan.ray_started and ray.is_initialized():
+            ray.shutdown()
+        return
     workers = workers or max(1, (os.cpu_count() or 1) // max(1, threads_per_worker))
-    started = _connect(address, None if address else max(workers * threads_per_worker,
-                                                          os.cpu_count() or 1))
+    started = _connect(address, _local_cpus(address, workers, threads_per_worker))
+    started = started or plan.ray_started
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -453,7 +529,8 @@ def run_batch(
     on_series: Callable[[str, Failure | None], None] | None = None,
 ) -> BatchSummary:
     """Plan, run and finish a batch job in one call (see the module docstring)."""
-    plan = plan_batch(source, out=out, resume=resume, model_dir=model_dir)
+    plan = plan_batch(source, out=out, resume=resume, model_dir=model_dir, address=address,
+                      workers=workers)
     resumed = plan.total - len(plan.todo)
     failures = []
     for key, failure in iter_batch(plan, address=address, workers=workers,
@@ -473,5 +550,6 @@ __all__ = [
     "plan_batch",
     "read_results",
     "run_batch",
+    "scan_parallel",
     "source_paths",
 ]

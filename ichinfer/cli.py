@@ -533,8 +533,8 @@ def _batch(source, out, address, workers, gpus_per_worker, rsna_csv, model_dir, 
             overwrite or resume):
         _fail_usage(f"{out} holds outputs of an earlier run; use --overwrite to replace them or "
                     "--resume to continue")
-    plan = _run(debug, lambda: b.plan_batch(source, out=out, resume=resume, model_dir=model_dir),
-                code=2)
+    plan = _run(debug, lambda: b.plan_batch(source, out=out, resume=resume, model_dir=model_dir,
+                                            address=address, workers=workers), code=2)
     resumed = plan.total - len(plan.todo)
     if resume:
         _report_resumed(resumed, plan.total, quiet)

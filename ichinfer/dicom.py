@@ -48,13 +48,17 @@ from ichinfer.preprocess import AIR_HU, MAX_HU, clean_hu
 __all__ = [
     "HU_AIR",
     "HU_MAX",
+    "HeaderRead",
     "InputFailure",
     "ScanResult",
     "Series",
     "SliceInfo",
+    "candidates",
     "clean_hu",
+    "group_headers",
     "is_wrapped_12bit",
     "order_slices",
+    "read_header",
     "read_hu",
     "read_series",
     "scan",
@@ -1078,6 +1082,109 @@ def _candidates(paths: Sequence[str]) -> Iterator[tuple[str, bool] | InvalidInpu
 # Public entry points
 
 
+@dataclass
+class HeaderRead:
+    """What reading one candidate file's header gave: DICOM records, a NIfTI series, or a
+    failure (``skipped`` when it is a file to pass over, not an error). Picklable without
+    ``error`` (the exception, kept for ``on_error="raise"``; drop it to send a read elsewhere)."""
+
+    path: str
+    records: list[_Record] = field(default_factory=list)
+    series: Series | None = None
+    failure: InputFailure | None = None
+    skipped: bool = False
+    error: IchInferError | None = field(default=None, repr=False, compare=False)
+
+
+def _failed(path: str, err: IchInferError, *, skipped: bool = False) -> HeaderRead:
+    reason = getattr(err, "reason", str(err))
+    return HeaderRead(path, failure=InputFailure(path, reason, type(err).__name__),
+                      skipped=skipped, error=err)
+
+
+def candidates(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> Iterator[tuple[str, bool] | HeaderRead]:
+    """The files :func:`scan` looks at, in its order: ``(path, named explicitly)``, or the
+    failed :class:`HeaderRead` of a path that does not exist or cannot be read."""
+    if isinstance(paths, str | os.PathLike):
+        given = [os.fspath(paths)]
+    else:
+        given = [os.fspath(p) for p in paths]
+    for cand in _candidates(given):
+        if isinstance(cand, InvalidInputError):
+            yield _failed(cand.path or "", cand)
+        else:
+            yield cand
+
+
+def read_header(path: str, explicit: bool = True) -> HeaderRead:
+    """Header-only read of one candidate file (``explicit``: named, not found in a folder)."""
+    try:
+        if _is_nifti(path):
+            from ichinfer import nifti
+
+            return HeaderRead(path, series=nifti.read_nifti_series(path))
+        return HeaderRead(path, records=_read_records(path))
+    except (NotAnImageError, NotDicomError) as err:
+        named_dicom = isinstance(err, NotDicomError) and path.lower().endswith(_DICOM_SUFFIXES)
+        return _failed(path, err, skipped=not (explicit or named_dicom))
+    except IchInferError as err:
+        return _failed(path, err)
+
+
+def group_headers(
+    reads: Iterable[HeaderRead],
+    *,
+    on_error: Literal["raise", "collect"] = "raise",
+) -> ScanResult:
+    """Group header reads (in :func:`candidates` order) into ordered series, as :func:`scan`.
+
+    With ``on_error="raise"`` the first failure is raised (a lazy ``reads`` is consumed no
+    further); with ``"collect"`` it is recorded in ``failures`` and grouping goes on.
+    """
+    if on_error not in ("raise", "collect"):
+        raise ValueError(f"on_error must be 'raise' or 'collect', not {on_error!r}")
+    result = ScanResult(series=[])
+
+    def fail(failure: InputFailure, err: IchInferError | None) -> None:
+        if on_error == "raise":
+            raise err if err is not None else InvalidInputError(failure.reason, path=failure.path)
+        result.failures.append(failure)
+        logger.info("%s: %s", failure.path, failure.reason)
+
+    groups: dict[tuple[str, str], list[_Record]] = {}
+    found: list[tuple[str, str] | Series] = []  # DICOM group keys and NIfTI series, as met
+    for read in reads:
+        if read.failure is not None:
+            if read.skipped:
+                result.skipped.append(read.failure)
+                logger.debug("%s: skipped: %s", read.path, read.failure.reason)
+            else:
+                fail(read.failure, read.error)
+            continue
+        if read.series is not None:
+            found.append(read.series)
+            continue
+        for rec in read.records:
+            key = (rec.study_uid, rec.series_uid)
+            if key not in groups:
+                groups[key] = []
+                found.append(key)
+            groups[key].append(rec)
+    for item in found:
+        if isinstance(item, Series):
+            result.series.append(item)
+            continue
+        records = groups[item]
+        try:
+            result.series.append(_build_series(item[0], item[1], records))
+        except SeriesOrderError as err:
+            path = err.path or records[0].info.path
+            fail(InputFailure(path, getattr(err, "reason", str(err)), type(err).__name__), err)
+    return result
+
+
 def scan(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -1091,60 +1198,14 @@ def scan(
     inside a folder go to ``skipped``; named explicitly they are errors. Hidden files and
     folders (names starting with ".") are not looked at. With ``on_error="raise"`` the first
     error is raised, with ``"collect"`` it is recorded in ``failures`` and the scan goes on.
+
+    The same as :func:`group_headers` over :func:`read_header` of every :func:`candidates`
+    item (which ``ichinfer batch`` runs in parallel).
     """
     if on_error not in ("raise", "collect"):
         raise ValueError(f"on_error must be 'raise' or 'collect', not {on_error!r}")
-    if isinstance(paths, str | os.PathLike):
-        given = [os.fspath(paths)]
-    else:
-        given = [os.fspath(p) for p in paths]
-    result = ScanResult(series=[])
-
-    def fail(err: IchInferError, path: str) -> None:
-        if on_error == "raise":
-            raise err
-        reason = getattr(err, "reason", str(err))
-        result.failures.append(InputFailure(path, reason, type(err).__name__))
-        logger.info("%s: %s", path, reason)
-
-    groups: dict[tuple[str, str], list[_Record]] = {}
-    found: list[tuple[str, str] | Series] = []  # DICOM group keys and NIfTI series, as met
-    for cand in _candidates(given):
-        if isinstance(cand, InvalidInputError):
-            fail(cand, cand.path or "")
-            continue
-        path, explicit = cand
-        try:
-            if _is_nifti(path):
-                from ichinfer import nifti
-
-                found.append(nifti.read_nifti_series(path))
-                continue
-            for rec in _read_records(path):
-                key = (rec.study_uid, rec.series_uid)
-                if key not in groups:
-                    groups[key] = []
-                    found.append(key)
-                groups[key].append(rec)
-        except (NotAnImageError, NotDicomError) as err:
-            named_dicom = isinstance(err, NotDicomError) and path.lower().endswith(_DICOM_SUFFIXES)
-            if explicit or named_dicom:
-                fail(err, path)
-            else:
-                result.skipped.append(InputFailure(path, err.reason, type(err).__name__))
-                logger.debug("%s: skipped: %s", path, err.reason)
-        except IchInferError as err:
-            fail(err, path)
-    for item in found:
-        if isinstance(item, Series):
-            result.series.append(item)
-            continue
-        records = groups[item]
-        try:
-            result.series.append(_build_series(item[0], item[1], records))
-        except SeriesOrderError as err:
-            fail(err, err.path or records[0].info.path)
-    return result
+    reads = (c if isinstance(c, HeaderRead) else read_header(*c) for c in candidates(paths))
+    return group_headers(reads, on_error=on_error)
 
 
 def read_series(

@@ -25,12 +25,15 @@ PathInput = str | os.PathLike | Sequence[str | os.PathLike]
 DECODE_THREADS_ENV = "ICHINFER_DECODE_THREADS"
 
 
-def scan_inputs(paths: PathInput, *, on_error: str) -> dicom.ScanResult:
+def scan_inputs(
+    paths: PathInput, *, on_error: str, scanner: Callable[..., dicom.ScanResult] | None = None
+) -> dicom.ScanResult:
     """Scan ``paths``; a path that yields no CT image (an empty folder, a folder of reports)
-    is an error too: raised, or with ``on_error="collect"`` added to the failures."""
+    is an error too: raised, or with ``on_error="collect"`` added to the failures.
+    ``scanner`` replaces :func:`ichinfer.dicom.scan` (same signature and result)."""
     if on_error not in ("raise", "collect"):
         raise ValueError(f"on_error must be 'raise' or 'collect', not {on_error!r}")
-    result = dicom.scan(paths, on_error=on_error)  # type: ignore[arg-type]
+    result = (scanner or dicom.scan)(paths, on_error=on_error)  # type: ignore[arg-type]
     given = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [
         os.fspath(p) for p in paths]
     if not given and on_error == "raise":

@@ -169,6 +169,40 @@ def test_cli_batch(archive, tiny_model_dir, tmp_path, local_ray):
     assert res.exit_code == 0 and "2 of 2 series already complete" in res.output
 
 
+def test_parallel_scan_equals_dicom_scan(archive, tmp_path, local_ray):
+    """Headers read by Ray tasks, grouped by the driver: the series (UIDs, slice order,
+    spacing, warnings), failures and skipped files of dicom.scan on the same files."""
+    import pydicom
+
+    from ichinfer import dicom
+
+    src = tmp_path / "src"
+    groups = _by_series(archive)
+    for k, paths in enumerate(groups[:5]):
+        d = src / f"s{k}"
+        d.mkdir(parents=True)
+        for f in paths:
+            os.link(f, d / f.name)
+    (src / "junk.dcm").write_bytes(b"not a dicom file")  # a failure (named like DICOM)
+    (src / "s0" / "notes.txt").write_text("a note")  # skipped (not DICOM, not named so)
+    dup = pydicom.dcmread(groups[3][0])  # a second image at the same position: an order error
+    dup.SOPInstanceUID = "1.2.826.0.1.3680043.2.1125.999"
+    dup.save_as(src / "s3" / "dup.dcm")
+    paths = [str(src), str(tmp_path / "missing"), str(groups[6][0])]
+
+    want = dicom.scan(paths, on_error="collect")
+    assert len(want.series) == 5 and len(want.failures) == 3 and len(want.skipped) == 1
+    for chunk_size in (None, 3):
+        got = batch.scan_parallel(paths, chunk_size=chunk_size)
+        assert [(s.study_uid, s.series_uid) for s in got.series] == [
+            (s.study_uid, s.series_uid) for s in want.series]
+        for g, w in zip(got.series, want.series, strict=True):
+            assert [(x.path, x.sop_instance_uid, x.location_mm) for x in g.slices] == [
+                (x.path, x.sop_instance_uid, x.location_mm) for x in w.slices]
+        assert got.failures == want.failures and got.skipped == want.skipped
+        assert got == want
+
+
 def test_manifest_without_path_column(tmp_path):
     m = tmp_path / "m.csv"
     m.write_text("file\na.dcm\n")

@@ -60,8 +60,22 @@ def strategy_scope(args: argparse.Namespace):
     """
     import contextlib
 
+    strategy = _strategy(args)
+    return contextlib.nullcontext() if strategy is None else strategy.scope()
+
+
+def replicas(args: argparse.Namespace) -> int:
+    """How many replicas each global batch is split across (1 without ``--distribute``)."""
+    strategy = _strategy(args)
+    return 1 if strategy is None else strategy.num_replicas_in_sync
+
+
+def _strategy(args: argparse.Namespace):
+    """The run's tf.distribute strategy (made once, kept on ``args``), or None."""
     if args.distribute == "none":
-        return contextlib.nullcontext()
+        return None
+    if getattr(args, "_strategy", None) is not None:
+        return args._strategy
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -73,7 +87,8 @@ def strategy_scope(args: argparse.Namespace):
 
     strategy = tf.distribute.MirroredStrategy()
     log.info("MirroredStrategy: %d replicas", strategy.num_replicas_in_sync)
-    return strategy.scope()
+    args._strategy = strategy
+    return strategy
 
 
 def setup_logging() -> None:

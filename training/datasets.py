@@ -7,13 +7,25 @@ left-right flips, small shifts, HU gain/offset jitter and extra noise.
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
 from ichinfer.preprocess import AIR_HU, model_inputs, with_prior
 from training.data import SeriesData
+
+
+def n_batches(n_samples: int, batch_size: int, batch_multiple: int = 1) -> int:
+    """Batches per epoch; with ``batch_multiple`` > 1 a final batch smaller than it is dropped.
+
+    Under tf.distribute ``batch_multiple`` is the replica count and every batch is cut to a
+    multiple of it (:func:`_cut`): replicas given unequal batches (or none) make TensorFlow's
+    AddN fail. The samples left out come back in later epochs' shuffles."""
+    full, rest = divmod(n_samples, batch_size)
+    return full + (1 if rest and rest >= batch_multiple else 0)
+
+
+def _cut(rows: np.ndarray, batch_multiple: int) -> np.ndarray:
+    return rows[: len(rows) - len(rows) % batch_multiple] if batch_multiple > 1 else rows
 
 
 def classifier_samples(series: list[SeriesData]) -> np.ndarray:
@@ -93,10 +105,11 @@ class ClassifierBatches(keras.utils.PyDataset):
         context: int,
         train: bool,
         seed: int = 0,
+        batch_multiple: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.series, self.batch_size = series, batch_size
+        self.series, self.batch_size, self.batch_multiple = series, batch_size, batch_multiple
         self.slab_mm, self.context, self.train = slab_mm, context, train
         self.samples = classifier_samples(series)
         self.rng = np.random.default_rng(seed)
@@ -105,7 +118,7 @@ class ClassifierBatches(keras.utils.PyDataset):
             self.rng.shuffle(self.order)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.samples) / self.batch_size)
+        return n_batches(len(self.samples), self.batch_size, self.batch_multiple)
 
     def on_epoch_end(self) -> None:
         if self.train:
@@ -116,6 +129,7 @@ class ClassifierBatches(keras.utils.PyDataset):
 
     def __getitem__(self, idx: int):
         rows = self.samples[self.order[idx * self.batch_size : (idx + 1) * self.batch_size]]
+        rows = _cut(rows, self.batch_multiple)
         x = build_inputs(self.series, rows, slab_mm=self.slab_mm, context=self.context)
         y = np.stack([self.series[si].labels[i] for si, i in rows]).astype(np.float32)
         if self.train:
@@ -137,10 +151,11 @@ class SegmenterBatches(keras.utils.PyDataset):
         crop: int | None = None,
         positive_fraction: float = 0.7,
         seed: int = 0,
+        batch_multiple: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.series, self.batch_size = series, batch_size
+        self.series, self.batch_size, self.batch_multiple = series, batch_size, batch_multiple
         self.slab_mm, self.context, self.train, self.crop = slab_mm, context, train, crop
         all_samples = segmenter_samples(series)
         has = np.array([series[si].masks[i].any() for si, i in all_samples], dtype=bool)
@@ -158,7 +173,7 @@ class SegmenterBatches(keras.utils.PyDataset):
             self.rng.shuffle(self.order)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.samples) / self.batch_size)
+        return n_batches(len(self.samples), self.batch_size, self.batch_multiple)
 
     def on_epoch_end(self) -> None:
         if self.train:
@@ -187,6 +202,7 @@ class SegmenterBatches(keras.utils.PyDataset):
 
     def __getitem__(self, idx: int):
         rows = self.samples[self.order[idx * self.batch_size : (idx + 1) * self.batch_size]]
+        rows = _cut(rows, self.batch_multiple)
         x = build_inputs(self.series, rows, slab_mm=self.slab_mm, context=self.context)
         m = np.stack([self.series[si].masks[i] for si, i in rows]).astype(np.float32)
         if self.train:

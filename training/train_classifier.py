@@ -76,9 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     series = common.load_series(args, with_masks=False)
     train, val = common.split(args, series)
     kw = dict(batch_size=args.batch_size, slab_mm=args.slab_mm, context=context)
-    train_b = ClassifierBatches(train, train=True, seed=args.seed, **kw)
+    # distributed: batches cut to a multiple of the replica count (unequal ones fail in AddN)
+    train_b = ClassifierBatches(
+        train, train=True, seed=args.seed, batch_multiple=common.replicas(args), **kw
+    )
     val_b = ClassifierBatches(val, train=False, **kw)
     log.info("%d training slices, %d validation slices", len(train_b.samples), len(val_b.samples))
+    if not len(train_b):
+        raise SystemExit(f"{len(train_b.samples)} training slices: fewer than the "
+                         f"{common.replicas(args)} replicas")
 
     build = ARCHITECTURES[args.arch]
     with common.strategy_scope(args):  # --distribute mirrored: variables on every replica

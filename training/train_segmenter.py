@@ -107,8 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     series = [s for s in common.load_series(args, with_masks=True) if s.masks is not None]
     train, val = common.split(args, series)
     kw = dict(slab_mm=args.slab_mm, context=args.context)
+    # distributed: batches cut to a multiple of the replica count (unequal ones fail in AddN)
     train_b = SegmenterBatches(
-        train, train=True, batch_size=args.batch_size, crop=args.crop or None, seed=args.seed, **kw
+        train,
+        train=True,
+        batch_size=args.batch_size,
+        crop=args.crop or None,
+        seed=args.seed,
+        batch_multiple=common.replicas(args),
+        **kw,
     )
     val_b = SegmenterBatches(val, train=False, batch_size=8, **kw)
     monitor = SegmenterBatches(val, train=False, batch_size=8, **kw)
@@ -121,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         monitor.samples = monitor.samples[np.sort(keep)]
         monitor.order = np.arange(len(monitor.samples))
     log.info("%d training slices, %d validation slices", len(train_b.samples), len(val_b.samples))
+    if not len(train_b):
+        raise SystemExit(f"{len(train_b.samples)} training slices: fewer than the "
+                         f"{common.replicas(args)} replicas")
 
     with common.strategy_scope(args):  # --distribute mirrored: variables on every replica
         model = ARCHITECTURES[args.arch](args.image_size, context=args.context)
