@@ -241,7 +241,7 @@ def segment(
     variant: VariantOpt = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    batch_size: Annotated[int, typer.Option(min=1)] = 2,
     overlays: Annotated[str, typer.Option(
         help="which slices get an overlay PNG: bleeding | all | none")] = "bleeding",
     subtypes: Annotated[bool, typer.Option(

@@ -34,7 +34,7 @@ class Segmenter:
         device: str | None = None,
         providers: list[str] | None = None,
         threads: int | None = None,
-        batch_size: int = 4,
+        batch_size: int = 2,
         threshold: float | None = None,
     ) -> None:
         if batch_size < 1:
@@ -120,7 +120,7 @@ def segment(
     model: str | os.PathLike | None = None,
     device: str | None = None,
     threads: int | None = None,
-    batch_size: int = 4,
+    batch_size: int = 2,
     threshold: float | None = None,
     on_error: str = "raise",
 ) -> SegmentationResult:
