@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from ichinfer import models, runtime
-from ichinfer.errors import IchInferError, InvalidInputError
+from ichinfer import dicom, models, runtime
+from ichinfer.errors import InvalidInputError
 from ichinfer.labels import LABELS
 from ichinfer.pipeline import (
     PathInput,
     PreparedSeries,
+    each_series,
     failures_of,
     run_batched,
     scan_inputs,
-    series_failure,
 )
 from ichinfer.preprocess import nearest_sampled, sample_indices
 from ichinfer.results import ClassificationResult, Failure, SeriesResult, SliceResult
@@ -116,23 +116,24 @@ class Classifier:
         scan = scan_inputs(path, on_error=on_error)
         if failures is not None:
             failures.extend(failures_of(scan.failures))
-        yield from self._iter(scan.series, on_error, failures)
+        yield from self.run_series(scan.series, on_error=on_error, failures=failures)
 
-    def _iter(self, series_list, on_error: str, failures: list[Failure] | None):
-        for series in series_list:
-            try:
-                yield self.classify_series(PreparedSeries(series))
-            except IchInferError as err:
-                if on_error == "raise":
-                    raise
-                if failures is not None:
-                    failures.append(series_failure(series, err))
+    def run_series(
+        self,
+        series_list: Iterable[dicom.Series],
+        *,
+        on_error: str = "raise",
+        failures: list[Failure] | None = None,
+    ) -> Iterator[SeriesResult]:
+        """:meth:`classify_series` on already-scanned series; ``on_error`` as in ``iter_series``."""
+        return each_series(series_list, lambda s: self.classify_series(PreparedSeries(s)),
+                           on_error=on_error, failures=failures)
 
     def classify(self, path: PathInput, *, on_error: str = "raise") -> ClassificationResult:
         """Classify a file, a folder (any depth) or a list of paths."""
         scan = scan_inputs(path, on_error=on_error)
         failures = failures_of(scan.failures)
-        results = list(self._iter(scan.series, on_error, failures))
+        results = list(self.run_series(scan.series, on_error=on_error, failures=failures))
         return ClassificationResult(
             series=results,
             failures=failures,

@@ -200,7 +200,7 @@ def _classify(paths, out, model, model_dir, variant, device, threads, batch_size
                 results.append(res)
                 resumed += 1
             else:
-                for new in clf._iter([series], "collect", failures):
+                for new in clf.run_series([series], on_error="collect", failures=failures):
                     results.append(new)
                     if store and key:
                         store.save(key, classification_record(new))

@@ -9,20 +9,22 @@ a session in batches without holding more than a batch of inputs at once.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from ichinfer import dicom
-from ichinfer.errors import InvalidInputError
+from ichinfer.errors import IchInferError, InvalidInputError
 from ichinfer.preprocess import model_inputs, to_model_grid, with_prior
 from ichinfer.results import Failure
 from ichinfer.runtime import Session
 
 PathInput = str | os.PathLike | Sequence[str | os.PathLike]
 DECODE_THREADS_ENV = "ICHINFER_DECODE_THREADS"
+T = TypeVar("T")
 
 
 def scan_inputs(
@@ -66,6 +68,25 @@ def series_failure(series: dicom.Series, err: Exception) -> Failure:
     """A failure record for a whole series, named by its folder (or its UID)."""
     where = str(os.path.dirname(series.slices[0].path)) if series.slices else series.series_uid
     return Failure(path=where, reason=str(err), kind=type(err).__name__)
+
+
+def each_series(
+    series_list: Iterable[dicom.Series],
+    run: Callable[[dicom.Series], T],
+    *,
+    on_error: str,
+    failures: list[Failure] | None,
+) -> Iterator[T]:
+    """``run`` on each series; with ``on_error="collect"`` an ichinfer error becomes a failure
+    record (appended to ``failures`` when given) and the next series goes on."""
+    for series in series_list:
+        try:
+            yield run(series)
+        except IchInferError as err:
+            if on_error == "raise":
+                raise
+            if failures is not None:
+                failures.append(series_failure(series, err))
 
 
 @dataclass

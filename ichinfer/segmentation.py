@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from ichinfer import models, runtime
-from ichinfer.errors import IchInferError, InvalidInputError
+from ichinfer import dicom, models, runtime
+from ichinfer.errors import InvalidInputError
 from ichinfer.pipeline import (
     PathInput,
     PreparedSeries,
+    each_series,
     failures_of,
     run_batched,
     scan_inputs,
-    series_failure,
     slice_extents_mm,
 )
 from ichinfer.preprocess import from_model_grid, nearest_sampled, sample_indices
@@ -87,15 +87,16 @@ class Segmenter:
             source=series,
         )
 
-    def _iter(self, series_list, on_error: str, failures: list[Failure] | None):
-        for series in series_list:
-            try:
-                yield self.segment_series(PreparedSeries(series))
-            except IchInferError as err:
-                if on_error == "raise":
-                    raise
-                if failures is not None:
-                    failures.append(series_failure(series, err))
+    def run_series(
+        self,
+        series_list: Iterable[dicom.Series],
+        *,
+        on_error: str = "raise",
+        failures: list[Failure] | None = None,
+    ) -> Iterator[SeriesSegmentation]:
+        """:meth:`segment_series` on already-scanned series; ``on_error`` as in ``iter_series``."""
+        return each_series(series_list, lambda s: self.segment_series(PreparedSeries(s)),
+                           on_error=on_error, failures=failures)
 
     def iter_series(
         self, path: PathInput, *, on_error: str = "raise", failures: list[Failure] | None = None
@@ -104,12 +105,12 @@ class Segmenter:
         scan = scan_inputs(path, on_error=on_error)
         if failures is not None:
             failures.extend(failures_of(scan.failures))
-        yield from self._iter(scan.series, on_error, failures)
+        yield from self.run_series(scan.series, on_error=on_error, failures=failures)
 
     def segment(self, path: PathInput, *, on_error: str = "raise") -> SegmentationResult:
         scan = scan_inputs(path, on_error=on_error)
         failures = failures_of(scan.failures)
-        results = list(self._iter(scan.series, on_error, failures))
+        results = list(self.run_series(scan.series, on_error=on_error, failures=failures))
         return SegmentationResult(series=results, failures=failures,
                                   skipped=failures_of(scan.skipped), model=self.spec.describe())
 

@@ -13,9 +13,8 @@ from typing import Any
 
 from ichinfer import dicom
 from ichinfer.classification import Classifier
-from ichinfer.errors import IchInferError
 from ichinfer.measure import Measurements, measure_series
-from ichinfer.pipeline import PreparedSeries, series_failure
+from ichinfer.pipeline import PreparedSeries, each_series
 from ichinfer.results import Failure, SeriesResult, SeriesSegmentation
 from ichinfer.segmentation import Segmenter
 
@@ -66,14 +65,12 @@ def iter_assessments(
 ) -> Iterator[SeriesAssessment]:
     """:func:`assess_series` per series; with ``on_error="collect"`` failed series go to
     ``failures`` and the rest goes on."""
-    for series in series_list:
-        try:
-            yield assess_series(series, classifier=classifier, segmenter=segmenter)
-        except IchInferError as err:
-            if on_error == "raise":
-                raise
-            if failures is not None:
-                failures.append(series_failure(series, err))
+    yield from each_series(
+        series_list,
+        lambda s: assess_series(s, classifier=classifier, segmenter=segmenter),
+        on_error=on_error,
+        failures=failures,
+    )
 
 
 def iter_segmentations(
@@ -86,7 +83,7 @@ def iter_segmentations(
 ) -> Iterator[SeriesSegmentation]:
     """Segmentations per series; with a ``classifier`` their measurements carry subtypes."""
     if classifier is None:
-        yield from segmenter._iter(series_list, on_error, failures)
+        yield from segmenter.run_series(series_list, on_error=on_error, failures=failures)
         return
     for a in iter_assessments(series_list, classifier=classifier, segmenter=segmenter,
                               on_error=on_error, failures=failures):
