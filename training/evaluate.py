@@ -133,8 +133,9 @@ def real_checks(path: Path, shared: Path) -> dict:
         t0 = time.time()
         r = clf.classify(cq)
         flagged = sum(s.probabilities["any"] >= clf.thresholds["any"] for s in r.slices)
-        by_label = {k: int(sum(s.probabilities[k] >= clf.thresholds[k] for s in r.slices))
-                    for k in LABELS}
+        by_label = {
+            k: int(sum(s.probabilities[k] >= clf.thresholds[k] for s in r.slices)) for k in LABELS
+        }
         out["cq500_ct0_flagged_by_label"] = by_label
         out["cq500_ct0"] = {
             "slices": len(r.slices),
@@ -145,18 +146,19 @@ def real_checks(path: Path, shared: Path) -> dict:
         }
     rsna = shared / "rsna-samples"
     if rsna.is_dir():
-        files = [rsna / f"{i}.dcm" for i in KNOWN_NEGATIVE_RSNA if (rsna / f"{i}.dcm").exists()]
-        r = clf.classify(files)
+        everything = clf.classify(rsna, on_error="collect")  # one pass over all samples
+        flagged = {
+            Path(s.path).stem: s.probabilities["any"] >= clf.thresholds["any"]
+            for s in everything.slices
+        }
+        negatives = [s for s in everything.slices if Path(s.path).stem in KNOWN_NEGATIVE_RSNA]
         out["rsna_known_negatives"] = {
-            Path(s.path).stem: round(s.probabilities["any"], 4) for s in r.slices
+            Path(s.path).stem: round(s.probabilities["any"], 4) for s in negatives
         }
         out["rsna_known_negatives_flagged"] = int(
-            sum(s.probabilities["any"] >= clf.thresholds["any"] for s in r.slices)
+            sum(flagged[Path(s.path).stem] for s in negatives)
         )
-        everything = clf.classify(rsna, on_error="collect")
-        out["rsna_samples_flagged_any"] = int(
-            sum(s.probabilities["any"] >= clf.thresholds["any"] for s in everything.slices)
-        )
+        out["rsna_samples_flagged_any"] = int(sum(flagged.values()))
         out["rsna_samples"] = len(everything.slices)
     return out
 
