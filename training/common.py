@@ -45,6 +45,24 @@ def base_parser(
         help="mirrored: tf.distribute.MirroredStrategy over this host's GPUs (TensorFlow backend)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes that read the data folders and cut training batches (default 1)",
+    )
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this checkpoint's weights (same architecture), e.g. to fine-tune",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="stop after the epoch that passes this many seconds of training (best epoch kept)",
+    )
+    p.add_argument(
         "--data-note",
         default=None,
         help="what trained the model, for the model card (default: derived from --data)",
@@ -91,13 +109,87 @@ def _strategy(args: argparse.Namespace):
     return strategy
 
 
+def batch_options(args: argparse.Namespace) -> dict:
+    """PyDataset options: ``--workers`` processes cut batches (numpy work, off the trainer)."""
+    if args.workers > 1:
+        return {"workers": args.workers, "use_multiprocessing": True, "max_queue_size": 16}
+    return {}
+
+
+def init_weights(args: argparse.Namespace, model) -> None:
+    """``--init``: copy a checkpoint's weights into ``model`` (any input size: the layers of a
+    fully convolutional network do not depend on it)."""
+    if args.init is None:
+        return
+    import keras
+
+    source = keras.models.load_model(args.init, compile=False)
+    model.set_weights(source.get_weights())
+    log.info("weights from %s", args.init)
+
+
+def learning_rate(args: argparse.Namespace, steps: int):
+    """Cosine decay over ``steps``; with ``--time-budget`` a constant that :func:`callbacks`
+    decays by the clock instead (the epochs that fit are not known in advance)."""
+    import keras
+
+    if args.time_budget is not None:
+        return args.lr
+    return keras.optimizers.schedules.CosineDecay(args.lr, max(1, steps), alpha=0.05)
+
+
+def callbacks(args: argparse.Namespace) -> list:
+    """Training callbacks the scripts share: ``--time-budget`` (cosine decay of the learning
+    rate over the budget's seconds, and a stop after the epoch that spends it)."""
+    import math
+
+    import keras
+
+    if args.time_budget is None:
+        return []
+    budget, base = args.time_budget, args.lr
+
+    class TimeBudget(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.t0 = time.time()
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch % 10 == 0:
+                frac = min(1.0, (time.time() - self.t0) / budget)
+                lr = base * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * frac)))
+                self.model.optimizer.learning_rate = lr
+
+        def on_epoch_end(self, epoch, logs=None):
+            if time.time() - self.t0 > budget:
+                log.info("time budget of %.0f s spent after epoch %d: stopping", budget, epoch + 1)
+                self.model.stop_training = True
+
+    return [TimeBudget()]
+
+
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+
+
+def _warm_cache(data: Path, image_size: int, with_masks: bool, max_series: int | None) -> None:
+    load_rsna(data, image_size=image_size, with_masks=with_masks, max_series=max_series)
 
 
 def load_series(args: argparse.Namespace, *, with_masks: bool) -> list[SeriesData]:
     t0 = time.time()
     series: list[SeriesData] = []
+    rsna = [d for d in args.data if not (d / "ct_scans").is_dir()]
+    if args.workers > 1 and len(rsna) > 1:
+        # each folder's grid cache is built in its own process; the loop below then reads caches
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(args.workers, len(rsna))) as pool:
+            jobs = [
+                pool.submit(_warm_cache, d, args.image_size, with_masks, args.max_series)
+                for d in rsna
+            ]
+            for job in jobs:
+                job.result()
     for data in args.data:
         if (data / "ct_scans").is_dir():
             series += load_nifti_pairs(data, image_size=args.image_size)

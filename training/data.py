@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,10 @@ def load_rsna(
             patient = _patient_key(series.slices[0].path)
             cpath.parent.mkdir(parents=True, exist_ok=True)
             extra = {"masks": masks} if masks is not None else {}
-            np.savez(cpath, grid=grid, patient=patient, **extra)
+            # written aside and renamed: concurrent trainers may fill the same cache
+            tmp = cpath.with_name(f"{cpath.stem}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, grid=grid, patient=patient, **extra)
+            os.replace(tmp, cpath)
         lab = np.stack([labels.get(i, np.full(len(LABELS), np.nan, dtype=np.float32)) for i in ids])
         out.append(
             SeriesData(

@@ -113,6 +113,7 @@ class ClassifierBatches(keras.utils.PyDataset):
         self.slab_mm, self.context, self.train = slab_mm, context, train
         self.samples = classifier_samples(series)
         self.rng = np.random.default_rng(seed)
+        self.seed, self.epoch = seed, 0
         self.order = np.arange(len(self.samples))
         if train:
             self.rng.shuffle(self.order)
@@ -121,8 +122,13 @@ class ClassifierBatches(keras.utils.PyDataset):
         return n_batches(len(self.samples), self.batch_size, self.batch_multiple)
 
     def on_epoch_end(self) -> None:
+        self.epoch += 1
         if self.train:
             self.rng.shuffle(self.order)
+
+    def batch_rng(self, idx: int) -> np.random.Generator:
+        """Augmentation randomness of one batch: the same with any number of ``workers``."""
+        return np.random.default_rng([self.seed, self.epoch, idx])
 
     def labels(self) -> np.ndarray:
         return np.stack([self.series[si].labels[i] for si, i in self.samples])
@@ -133,7 +139,7 @@ class ClassifierBatches(keras.utils.PyDataset):
         x = build_inputs(self.series, rows, slab_mm=self.slab_mm, context=self.context)
         y = np.stack([self.series[si].labels[i] for si, i in rows]).astype(np.float32)
         if self.train:
-            x, _ = augment(x, self.rng)
+            x, _ = augment(x, self.batch_rng(idx))
         return x, y
 
 
@@ -168,6 +174,7 @@ class SegmenterBatches(keras.utils.PyDataset):
             self.samples = np.concatenate([pos, neg])
         else:
             self.samples = all_samples
+        self.seed, self.epoch = seed, 0
         self.order = np.arange(len(self.samples))
         if train:
             self.rng.shuffle(self.order)
@@ -176,25 +183,28 @@ class SegmenterBatches(keras.utils.PyDataset):
         return n_batches(len(self.samples), self.batch_size, self.batch_multiple)
 
     def on_epoch_end(self) -> None:
+        self.epoch += 1
         if self.train:
             self.rng.shuffle(self.order)
 
-    def _crop(self, x: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def batch_rng(self, idx: int) -> np.random.Generator:
+        """Augmentation and crop randomness of one batch, independent of ``workers``."""
+        return np.random.default_rng([self.seed, self.epoch, idx])
+
+    def _crop(
+        self, x: np.ndarray, m: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         c, size = self.crop, x.shape[1]
         xs = np.empty((len(x), c, c, x.shape[-1]), dtype=np.float32)
         ms = np.empty((len(x), c, c), dtype=np.float32)
         for k in range(len(x)):
             ys, xs_ = np.nonzero(m[k])
-            if len(ys) and self.rng.random() < 0.85:
-                j = self.rng.integers(len(ys))
-                cy = int(
-                    np.clip(ys[j] + self.rng.integers(-c // 3, c // 3 + 1), c // 2, size - c // 2)
-                )
-                cx = int(
-                    np.clip(xs_[j] + self.rng.integers(-c // 3, c // 3 + 1), c // 2, size - c // 2)
-                )
+            if len(ys) and rng.random() < 0.85:
+                j = rng.integers(len(ys))
+                cy = int(np.clip(ys[j] + rng.integers(-c // 3, c // 3 + 1), c // 2, size - c // 2))
+                cx = int(np.clip(xs_[j] + rng.integers(-c // 3, c // 3 + 1), c // 2, size - c // 2))
             else:
-                cy, cx = self.rng.integers(c // 2, size - c // 2 + 1, size=2)
+                cy, cx = rng.integers(c // 2, size - c // 2 + 1, size=2)
             y0, x0 = cy - c // 2, cx - c // 2
             xs[k] = x[k, y0 : y0 + c, x0 : x0 + c]
             ms[k] = m[k, y0 : y0 + c, x0 : x0 + c]
@@ -205,9 +215,10 @@ class SegmenterBatches(keras.utils.PyDataset):
         rows = _cut(rows, self.batch_multiple)
         x = build_inputs(self.series, rows, slab_mm=self.slab_mm, context=self.context)
         m = np.stack([self.series[si].masks[i] for si, i in rows]).astype(np.float32)
+        rng = self.batch_rng(idx)
         if self.train:
-            x, m = augment(x, self.rng, m)
+            x, m = augment(x, rng, m)
         x = with_prior(x, self.context)
         if self.train and self.crop and self.crop < x.shape[1]:
-            x, m = self._crop(x, m)
+            x, m = self._crop(x, m, rng)
         return x, m[..., None]

@@ -43,11 +43,13 @@ def collect(classifier: Classifier, folder: Path, labels: dict) -> list[dict]:
         stems = [Path(s.path).name.split(".")[0] for s in res.slices]
         if not all((st, "any") in labels for st in stems):
             continue
-        series.append({
-            "probs": np.array([[s.probabilities[k] for k in LABELS] for s in res.slices]),
-            "loc": np.array([s.location_mm for s in res.slices]),
-            "truth": np.array([[labels[(st, k)] for k in LABELS] for st in stems]),
-        })
+        series.append(
+            {
+                "probs": np.array([[s.probabilities[k] for k in LABELS] for s in res.slices]),
+                "loc": np.array([s.location_mm for s in res.slices]),
+                "truth": np.array([[labels[(st, k)] for k in LABELS] for st in stems]),
+            }
+        )
     return series
 
 
@@ -90,13 +92,16 @@ def main(argv: list[str] | None = None) -> int:
 
             data = Path(tmp)
             generate(data, args.generate, args.seed, size=args.size)
-        clf = Classifier(args.model, model_dir=args.model_dir, device="cpu",
-                         threads=args.threads)
+        clf = Classifier(args.model, model_dir=args.model_dir, device="cpu", threads=args.threads)
         series = collect(clf, data / "stage_2_train", read_labels(data / "stage_2_train.csv"))
     rows = [evaluate(series, 0.0, "max")]
     rows += [evaluate(series, w, m) for w in args.windows if w > 0 for m in args.modes]
-    report = {"model": clf.spec.describe(), "n_series": len(series),
-              "n_slices": int(sum(len(s["loc"]) for s in series)), "results": rows}
+    report = {
+        "model": clf.spec.describe(),
+        "n_series": len(series),
+        "n_slices": int(sum(len(s["loc"]) for s in series)),
+        "results": rows,
+    }
     base = rows[0]
     print(f"{report['n_series']} series, {report['n_slices']} slices; AUC [95% DeLong CI]")
     for r in rows:
@@ -106,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             delta = "" if a[0] is None or b[0] is None else f" ({a[0] - b[0]:+.3f})"
             cells.append(f"{label[:6]} {a[0]}{delta}")
         s_any = r["series_auc"]["any"]
-        print(f"window {r['window_mm']:>4} {r['mode']:>4}: slice " + ", ".join(cells)
-              + f" | series any {s_any[0]} [{s_any[1]}, {s_any[2]}]")
+        print(
+            f"window {r['window_mm']:>4} {r['mode']:>4}: slice "
+            + ", ".join(cells)
+            + f" | series any {s_any[0]} [{s_any[1]}, {s_any[2]}]"
+        )
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
     return 0

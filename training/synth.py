@@ -32,7 +32,14 @@ from training.synth_dicom import (
     uid,
     write_slice,
 )
-from training.synth_scanner import Holder, band, blur121, correlated_noise, streaks, upsample2
+from training.synth_scanner import (
+    Holder,
+    band,
+    correlated_noise,
+    gaussian_blur,
+    streaks,
+    upsample2,
+)
 
 #: RSNA label order in stage_2_train.csv (five subtypes, then "any").
 RSNA_LABELS = (*SUBTYPES, "any")
@@ -264,7 +271,7 @@ def make_study(
     holder = _sample_holder(r_geo, pose, yaw)
     scanner = {
         "noise_sigma_hu": float(r_scan.uniform(2.5, 5.0) * (5.0 / thickness) ** NOISE_EXPONENT),
-        "blur": float(r_scan.uniform(0.3, 1.0)),
+        "psf_sigma_mm": float(r_scan.uniform(0.3, 0.6)),
         "metal": _sample_metal(r_scan) if r_scan.random() < 0.07 else None,
         "petrous_bar_hu": float(r_scan.uniform(8.0, 30.0)),
     }
@@ -362,13 +369,14 @@ def _render_slice(
     paint_bleeds(bleeds, model, lat, f, hu, labels)
     if thickness < 2.0:
         return hu, labels
-    acc = hu / F32(3.0)
-    for off in (-thickness / 3.0, thickness / 3.0):
+    # five planes across the slice: partial volume where surfaces cross it obliquely
+    acc = hu / F32(5.0)
+    for off in (-0.4 * thickness, -0.2 * thickness, 0.2 * thickness, 0.4 * thickness):
         sub_lat = plane_lattice(pose, center + off * normal, row, col, ps, size, factor=2)
         sf = Fields(model, sub_lat.x, sub_lat.y, sub_lat.z)
         sub = model.render(sub_lat, sf)
         paint_bleeds(bleeds, model, sub_lat, sf, sub)
-        acc += upsample2(sub) / F32(3.0)
+        acc += upsample2(sub) / F32(5.0)
     return acc, labels
 
 
@@ -397,7 +405,7 @@ def _scanner_effects(
     """Blur, beam-hardening/metal streaks and quantum noise on one slice."""
     lat_pts = plane_affine(pose, center, row, col, ps, size)
     shape = (size, size)
-    out = blur121(hu, scanner["blur"])
+    out = gaussian_blur(hu, scanner["psf_sigma_mm"] / ps)
     # Hounsfield bar and bone streaks between the petrous ridges
     (pa, da), (pb, db) = (_pixel_of(lat_pts, np.array([s * 33.0, 8.0, -36.0])) for s in (-1, 1))
     near = float(np.exp(-((max(da, db) / 14.0) ** 2)))

@@ -149,11 +149,17 @@ class HeadParams:
     falx_calc: tuple[tuple[float, float, float], ...]  # centres of falx plaques
     frontal_sinus: bool
     ventricle_scale: float
+    # young brains fill the skull: extra-axial CSF down to nothing, sulci effaced
+    csf_offset_mm: float = 0.0  # added to the extra-axial CSF width (can close it in places)
+    sulcal_scale: float = 1.0  # sulcal half-width factor (0.3 = nearly effaced)
+    # beam hardening ("cupping"): brain next to the inner table reads brighter than at the centre
+    cupping_hu: float = 0.0
+    cupping_mm: float = 8.0
 
 
 def sample_head(rng: np.random.Generator, *, mimics: bool) -> HeadParams:
     atrophy = float(np.clip(rng.beta(1.6, 3.0), 0, 1))
-    wm = rng.uniform(24.0, 30.0)
+    wm = rng.uniform(22.0, 34.0)  # scanners differ by several HU (real CQ500 brain: ~33 median)
     calc_p = 0.75 if mimics else 0.3
     falx_calc: tuple[tuple[float, float, float], ...] = ()
     if rng.random() < (0.5 if mimics else 0.1):
@@ -172,7 +178,7 @@ def sample_head(rng: np.random.Generator, *, mimics: bool) -> HeadParams:
         scalp_mm=rng.uniform(3.5, 7.0),
         atrophy=atrophy,
         wm_hu=wm,
-        gm_hu=wm + rng.uniform(8.0, 13.0),
+        gm_hu=wm + rng.uniform(6.0, 12.0),
         csf_hu=rng.uniform(2.0, 10.0),
         bone_hu=rng.uniform(1200.0, 1700.0),
         diploe_hu=rng.uniform(350.0, 750.0),
@@ -183,6 +189,10 @@ def sample_head(rng: np.random.Generator, *, mimics: bool) -> HeadParams:
         falx_calc=falx_calc,
         frontal_sinus=bool(rng.random() < 0.8),
         ventricle_scale=float(0.8 + 0.7 * atrophy + rng.uniform(-0.08, 0.08)),
+        csf_offset_mm=float(rng.uniform(-1.0, 0.6) * (1.0 - atrophy)),
+        sulcal_scale=float(np.clip(rng.uniform(0.25, 1.1) + atrophy, 0.25, 1.2)),
+        cupping_hu=float(rng.uniform(0.0, 12.0)),
+        cupping_mm=float(rng.uniform(3.0, 12.0)),
     )
 
 
@@ -346,7 +356,7 @@ class HeadModel:
         # intracranial contents
         inside = reg["inside"]
         gm_mm = 2.6
-        sulcus_mm = SULCUS_HALF_MM + 1.2 * p.atrophy
+        sulcus_mm = SULCUS_HALF_MM * p.sulcal_scale + 1.2 * p.atrophy
         near_sulcus = (reg["sulcal_s"] < sulcus_mm + gm_mm) & (depth < 16.0 + gm_mm)
         cortex = (depth - reg["csf_w"] < gm_mm) | near_sulcus
         brain = np.where(cortex, F32(p.gm_hu), F32(p.wm_hu))
@@ -358,6 +368,9 @@ class HeadModel:
         hu[reg["csf_space"] | reg["ventricle"]] = F32(p.csf_hu)
         self._paint_dura(lat, hu, reg)
         self._paint_calcifications(lat, hu)
+        if p.cupping_hu > 0:
+            cup = F32(p.cupping_hu) * np.exp(-np.maximum(depth, F32(0.0)) / F32(p.cupping_mm))
+            hu = np.where(inside, hu + cup, hu)
         return hu
 
     def _paint_deep(self, lat: Lattice, hu: np.ndarray) -> None:
@@ -519,7 +532,8 @@ class Fields:
         return self.m.wobble(self.x, self.y, self.z) * F32(0.6)
 
     def _csf_w(self):
-        return F32(1.0 + 2.5 * self.m.p.atrophy) + self["wobble"]
+        p = self.m.p
+        return np.maximum(F32(1.0 + p.csf_offset_mm + 2.5 * p.atrophy) + self["wobble"], F32(0.0))
 
     def _sulcal_s(self):
         return np.abs(self.m.gyri(self.x, self.y, self.z)) / F32(self.m.gyri.grad_rms)
@@ -536,7 +550,7 @@ class Fields:
         m, x, y, z, p = self.m, self.x, self.y, self.z, self.m.p
         depth, infra = self["depth"], self["infra"]
         sulc_depth = F32(16.0) + F32(4.0) * self["wobble"]
-        sulcus = self["sulcal_s"] < F32(SULCUS_HALF_MM + 1.2 * p.atrophy)
+        sulcus = self["sulcal_s"] < F32(SULCUS_HALF_MM * p.sulcal_scale + 1.2 * p.atrophy)
         sulcus &= (depth < sulc_depth) & ~infra
         f = np.abs(m.folia(x, y, z)) / F32(m.folia.grad_rms)
         folium = (f < F32(0.25 + 0.5 * p.atrophy)) & infra & (depth < F32(12.0))

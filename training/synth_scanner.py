@@ -38,6 +38,26 @@ def blur121(a: np.ndarray, strength: float = 1.0) -> np.ndarray:
     return a + F32(strength) * (b - a)
 
 
+def gaussian_blur(a: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Separable Gaussian blur (edge-padded): the scanner's point-spread function."""
+    if sigma_px < 0.2:
+        return a.copy()
+    r = int(np.ceil(3.0 * sigma_px))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma_px) ** 2).astype(F32)
+    k /= k.sum()
+    out = a
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (r, r)
+        padded = np.pad(out, pad, mode="edge")
+        acc = np.zeros_like(a)
+        n = a.shape[axis]
+        for t, w in enumerate(k):
+            acc += w * (padded[t : t + n] if axis == 0 else padded[:, t : t + n])
+        out = acc
+    return out
+
+
 def correlated_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """Gaussian noise with a short correlation length (like a standard CT kernel), std `sigma`."""
     white = rng.standard_normal(shape, dtype=F32)

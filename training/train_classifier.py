@@ -78,13 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     kw = dict(batch_size=args.batch_size, slab_mm=args.slab_mm, context=context)
     # distributed: batches cut to a multiple of the replica count (unequal ones fail in AddN)
     train_b = ClassifierBatches(
-        train, train=True, seed=args.seed, batch_multiple=common.replicas(args), **kw
+        train,
+        train=True,
+        seed=args.seed,
+        batch_multiple=common.replicas(args),
+        **kw,
+        **common.batch_options(args),
     )
     val_b = ClassifierBatches(val, train=False, **kw)
     log.info("%d training slices, %d validation slices", len(train_b.samples), len(val_b.samples))
     if not len(train_b):
-        raise SystemExit(f"{len(train_b.samples)} training slices: fewer than the "
-                         f"{common.replicas(args)} replicas")
+        raise SystemExit(
+            f"{len(train_b.samples)} training slices: fewer than the "
+            f"{common.replicas(args)} replicas"
+        )
 
     build = ARCHITECTURES[args.arch]
     with common.strategy_scope(args):  # --distribute mirrored: variables on every replica
@@ -93,15 +100,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.arch == "seed_cnn"
             else build(args.image_size, context=context)
         )
-        steps = max(1, len(train_b) * args.epochs)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            args.lr, steps, alpha=0.05, warmup_target=None
-        )
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=weighted_bce)
+        common.init_weights(args, model)
+        lr = common.learning_rate(args, len(train_b) * args.epochs)
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss=weighted_bce)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cb = ValidationLog(val_b, args.out)
     t0 = time.time()
-    model.fit(train_b, epochs=args.epochs, callbacks=[cb], verbose=0)
+    model.fit(train_b, epochs=args.epochs, callbacks=[cb, *common.callbacks(args)], verbose=0)
     train_s = time.time() - t0
 
     best = keras.models.load_model(args.out, compile=False)

@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         batch_multiple=common.replicas(args),
         **kw,
+        **common.batch_options(args),
     )
     val_b = SegmenterBatches(val, train=False, batch_size=8, **kw)
     monitor = SegmenterBatches(val, train=False, batch_size=8, **kw)
@@ -129,17 +130,19 @@ def main(argv: list[str] | None = None) -> int:
         monitor.order = np.arange(len(monitor.samples))
     log.info("%d training slices, %d validation slices", len(train_b.samples), len(val_b.samples))
     if not len(train_b):
-        raise SystemExit(f"{len(train_b.samples)} training slices: fewer than the "
-                         f"{common.replicas(args)} replicas")
+        raise SystemExit(
+            f"{len(train_b.samples)} training slices: fewer than the "
+            f"{common.replicas(args)} replicas"
+        )
 
     with common.strategy_scope(args):  # --distribute mirrored: variables on every replica
         model = ARCHITECTURES[args.arch](args.image_size, context=args.context)
         # fully convolutional: train on crops with a model of the crop's size, same weights
         crop = args.crop or args.image_size
         train_model = ARCHITECTURES[args.arch](crop, context=args.context)
-        steps = max(1, len(train_b) * args.epochs)
-        schedule = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.05)
-        train_model.compile(optimizer=keras.optimizers.Adam(schedule), loss=dice_bce)
+        common.init_weights(args, train_model)
+        lr = common.learning_rate(args, len(train_b) * args.epochs)
+        train_model.compile(optimizer=keras.optimizers.Adam(lr), loss=dice_bce)
 
     class Sync(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -150,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cb = ValidationLog(monitor, args.out)
     t0 = time.time()
-    train_model.fit(train_b, epochs=args.epochs, callbacks=[Sync()], verbose=0)
+    train_model.fit(
+        train_b, epochs=args.epochs, callbacks=[Sync(), *common.callbacks(args)], verbose=0
+    )
     train_s = time.time() - t0
 
     best = keras.models.load_model(args.out, compile=False)
