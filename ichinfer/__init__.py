@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ichinfer.errors import (
     IchInferError,
     InvalidInputError,
+    MissingDependencyError,
     ModelIntegrityError,
     ModelNotFoundError,
     NotAnImageError,
@@ -70,6 +71,7 @@ __all__ = [
     "Classifier",
     "IchInferError",
     "InvalidInputError",
+    "MissingDependencyError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "NotAnImageError",

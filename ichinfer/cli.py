@@ -297,6 +297,9 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
     # --variant names the segmenter's variant; the classifier runs its default file
     clf = _extras_classifier(subtypes, thresholds, model_dir, device, threads, debug)
     if dicom_out is not None:
+        from ichinfer.dicom_out import require_highdicom
+
+        _run(debug, require_highdicom, code=2)  # before any work: the extra may be missing
         _check_out(dicom_out / "s00_seg.dcm", overwrite, resume)
     scan = _run(debug, lambda: scan_inputs(paths, on_error="collect"))
     failures = failures_of(scan.failures)

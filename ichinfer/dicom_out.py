@@ -35,10 +35,22 @@ from typing import Any
 import numpy as np
 
 from ichinfer import __version__
-from ichinfer.errors import InvalidInputError
+from ichinfer.errors import InvalidInputError, MissingDependencyError
 from ichinfer.results import SeriesSegmentation, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
+
+
+def require_highdicom():
+    """highdicom, or :class:`MissingDependencyError` naming the extra that installs it."""
+    try:
+        import highdicom
+    except ImportError as err:
+        raise MissingDependencyError(
+            "DICOM SEG / Secondary Capture output needs highdicom, an optional extra: "
+            "pip install 'ichinfer[seg]'"
+        ) from err
+    return highdicom
 
 NOT_FOR_DIAGNOSIS = "ichinfer - NOT FOR DIAGNOSIS"
 SEG_SERIES_OFFSET = 9000

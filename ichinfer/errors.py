@@ -46,3 +46,7 @@ class ModelIntegrityError(IchInferError, ValueError):
 
 class ProviderUnavailableError(IchInferError, RuntimeError):
     """The requested onnxruntime execution provider is not available on this machine."""
+
+
+class MissingDependencyError(IchInferError, ImportError):
+    """An optional feature needs a package that is not installed (the message names the extra)."""

@@ -177,3 +177,18 @@ def test_cq500_seg_references_tilted_series(shared_data, tiny_model_dir, tmp_pat
     if shutil.which("dciodvfy"):
         assert _dciodvfy_errors(done.seg) == []
         assert _dciodvfy_errors(done.overlays[0]) == []
+
+
+def test_dicom_out_without_highdicom_is_one_clear_error(phantom_study, tiny_model_dir, tmp_path,
+                                                        monkeypatch):
+    """highdicom is the [seg] extra: without it --dicom-out stops before any work, exit 2."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "highdicom", None)  # import highdicom -> ImportError
+    out = tmp_path / "seg"
+    res = CliRunner().invoke(app, ["segment", str(phantom_study.folder), "--out", str(out),
+                                   "--model-dir", str(tiny_model_dir), "--dicom-out",
+                                   str(tmp_path / "dicom")])
+    assert res.exit_code == 2, res.output
+    assert "pip install 'ichinfer[seg]'" in res.output
+    assert not (out / "summary.json").exists() and not (tmp_path / "dicom").exists()
