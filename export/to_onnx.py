@@ -47,8 +47,63 @@ def convert(model, out_path: Path) -> None:
     _, h, w, c = inp.shape
     signature = [tf.TensorSpec((None, h, w, c), tf.float32, name=inp.name)]
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET)
+    fuse_clips(proto.graph)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(proto.SerializeToString())
+
+
+def fuse_clips(graph) -> int:
+    """Rewrite tf2onnx's ``Max(Min(x, hi), lo)`` (scalar bounds: the in-graph HU windows) as one
+    ``Clip(x, lo, hi)``. Same values; onnxruntime's broadcasting Min/Max kernels are slow (in
+    seed_cnn they took more time than the convolutions), its Clip is a vectorised loop.
+    Returns the number of pairs fused."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in graph.initializer}
+
+    def scalar(name: str):
+        t = inits.get(name)
+        if t is None:
+            return None
+        a = numpy_helper.to_array(t)
+        return float(a) if a.size == 1 and a.dtype == np.float32 else None
+
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    graph_outputs = {o.name for o in graph.output}
+    fused = 0
+    for node in list(graph.node):
+        if node.op_type != "Min" or len(node.input) != 2:
+            continue
+        x, hi_name = node.input
+        if scalar(hi_name) is None:
+            x, hi_name = hi_name, x
+        users = consumers.get(node.output[0], [])
+        if scalar(hi_name) is None or len(users) != 1 or node.output[0] in graph_outputs:
+            continue
+        mx = users[0]
+        if mx.op_type != "Max" or len(mx.input) != 2:
+            continue
+        lo_name = mx.input[1] if mx.input[0] == node.output[0] else mx.input[0]
+        if scalar(lo_name) is None or scalar(lo_name) > scalar(hi_name):
+            continue
+        lo_s, hi_s = (numpy_helper.from_array(np.array(scalar(n), np.float32), f"{mx.name}_{k}")
+                      for n, k in ((lo_name, "lo"), (hi_name, "hi")))
+        graph.initializer.extend([lo_s, hi_s])
+        clip = helper.make_node("Clip", [x, lo_s.name, hi_s.name], list(mx.output),
+                                name=mx.name + "_clip")
+        idx = list(graph.node).index(mx)
+        graph.node.remove(node)
+        graph.node.remove(mx)
+        graph.node.insert(idx - 1, clip)
+        fused += 1
+    used = {name for node in graph.node for name in node.input}
+    for t in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(t)
+    return fused
 
 
 def set_metadata(path: Path, meta: dict[str, str]) -> None:

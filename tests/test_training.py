@@ -125,3 +125,66 @@ def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_p
 
     seg = ichinfer.segment(phantom_data / "stage_2_train", model=out / "densenet_unet.onnx")
     assert seg.slices and seg.slices[0].mask.dtype == np.uint8
+
+    import onnx
+
+    for name in manifest["models"]:
+        ops = [n.op_type for n in onnx.load(str(out / name)).graph.node]
+        # the HU windows are one Clip each, not tf2onnx's slow Min + Max pair (int8 graphs
+        # fold the Clip into their quantization ranges)
+        assert "Min" not in ops and "Max" not in ops, name
+        if manifest["models"][name]["precision"] == "fp32":
+            assert "Clip" in ops, name
+
+
+def test_fine_tune_from_checkpoint_within_a_time_budget(trained, phantom_data, tmp_path):
+    """--init starts from a checkpoint's weights; --time-budget 0 stops after the first epoch;
+    --workers cuts batches in processes (two folders: caches built in parallel)."""
+    import shutil
+
+    import keras
+
+    from training import train_classifier
+
+    second = tmp_path / "second"
+    shutil.copytree(phantom_data, second, ignore=shutil.ignore_patterns(".ichinfer_cache"))
+    out = tmp_path / "ft.keras"
+    args = ["--data", str(phantom_data), str(second), "--epochs", "5", "--image-size", "32",
+            "--batch-size", "8", "--val-fraction", "0.5", "--seed", "1", "--lr", "0",
+            "--init", str(trained / "densenet25d.keras"), "--time-budget", "0",
+            "--workers", "2", "--out", str(out)]
+    assert train_classifier.main(args) == 0
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert len(info["history"]) == 1  # stopped after one epoch of five
+    # learning rate 0: the trainable weights are exactly the ones it started from (batch-norm
+    # statistics still move); a fresh model's differ
+    start = keras.models.load_model(trained / "densenet25d.keras", compile=False)
+    tuned = keras.models.load_model(out, compile=False)
+    for a, b in zip(start.trainable_weights, tuned.trainable_weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    from training.models import ARCHITECTURES
+
+    fresh = ARCHITECTURES["densenet25d"](32, context=1)
+    assert any(
+        not np.array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(start.trainable_weights, fresh.trainable_weights, strict=True)
+    )
+
+
+def test_sharpness_augmentation_blurs_or_sharpens_an_edge():
+    from training.datasets import sharpness
+
+    edge = np.zeros((32, 32, 3), np.float32)
+    edge[:, 16:] = 1000.0  # a bone edge
+    seen = set()
+    for seed in range(40):
+        out = sharpness(edge.copy(), np.random.default_rng(seed))
+        assert out.shape == edge.shape and out.dtype == np.float32
+        if out.max() > 1000.5:
+            seen.add("sharpened")  # overshoot next to the edge, as with a bone kernel
+        elif out[0, 15, 0] > 0.5:
+            seen.add("blurred")  # bone spreads into the neighbouring pixel
+        else:
+            np.testing.assert_array_equal(out, edge)
+            seen.add("unchanged")
+    assert seen == {"sharpened", "blurred", "unchanged"}

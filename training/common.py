@@ -155,7 +155,7 @@ def callbacks(args: argparse.Namespace) -> list:
 
         def on_train_batch_begin(self, batch, logs=None):
             if batch % 10 == 0:
-                frac = min(1.0, (time.time() - self.t0) / budget)
+                frac = min(1.0, (time.time() - self.t0) / budget) if budget > 0 else 1.0
                 lr = base * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * frac)))
                 self.model.optimizer.learning_rate = lr
 
