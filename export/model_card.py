@@ -102,8 +102,10 @@ def real_rows(evaluation: dict) -> list[str]:
 
 
 def real_label_rows(evaluation: dict) -> list[str]:
-    rows = ["| model | " + " | ".join(f"{SHORT[k]} flagged" for k in LABELS) + " |",
-            "|" + " --- |" * (len(LABELS) + 1)]
+    rows = [
+        "| model | " + " | ".join(f"{SHORT[k]} flagged" for k in LABELS) + " |",
+        "|" + " --- |" * (len(LABELS) + 1),
+    ]
     for r in evaluation.get("real", []):
         by = r.get("cq500_ct0_flagged_by_label")
         if by:

@@ -90,11 +90,14 @@ def fuse_clips(graph) -> int:
         lo_name = mx.input[1] if mx.input[0] == node.output[0] else mx.input[0]
         if scalar(lo_name) is None or scalar(lo_name) > scalar(hi_name):
             continue
-        lo_s, hi_s = (numpy_helper.from_array(np.array(scalar(n), np.float32), f"{mx.name}_{k}")
-                      for n, k in ((lo_name, "lo"), (hi_name, "hi")))
+        lo_s, hi_s = (
+            numpy_helper.from_array(np.array(scalar(n), np.float32), f"{mx.name}_{k}")
+            for n, k in ((lo_name, "lo"), (hi_name, "hi"))
+        )
         graph.initializer.extend([lo_s, hi_s])
-        clip = helper.make_node("Clip", [x, lo_s.name, hi_s.name], list(mx.output),
-                                name=mx.name + "_clip")
+        clip = helper.make_node(
+            "Clip", [x, lo_s.name, hi_s.name], list(mx.output), name=mx.name + "_clip"
+        )
         idx = list(graph.node).index(mx)
         graph.node.remove(node)
         graph.node.remove(mx)
@@ -271,8 +274,10 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
                 label: specificity_threshold(y[:, k], prob[:, k], args.threshold_specificity)
                 for k, label in enumerate(LABELS)
             }
-            rule = (f"lowest threshold with slice-level specificity >= "
-                    f"{args.threshold_specificity} on {args.data.name}")
+            rule = (
+                f"lowest threshold with slice-level specificity >= "
+                f"{args.threshold_specificity} on {args.data.name}"
+            )
     set_metadata(out, metadata(info, name=name, extra={"threshold_rule": rule}))
     entry = {
         "task": info["task"],
@@ -301,8 +306,12 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
         quantize(out, qpath, x[: args.calibration])
         set_metadata(
             qpath,
-            metadata(info, name=name, precision="int8",
-                     extra={"quantized_from": out.name, "threshold_rule": rule}),
+            metadata(
+                info,
+                name=name,
+                precision="int8",
+                extra={"quantized_from": out.name, "threshold_rule": rule},
+            ),
         )
         int8 = score(qpath, info["task"], x, y)
         if info["task"] == "classify":
@@ -340,10 +349,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segmenter", type=Path, default=ROOT / "runs" / "densenet_unet.keras")
     p.add_argument("--seed-cnn", type=Path, default=ROOT / "runs" / "seed_cnn.keras")
     p.add_argument("--out", type=Path, default=ROOT / "models")
-    p.add_argument("--data", type=Path, default=None,
-                   help="validation folder (RSNA layout): default thresholds and the int8 check")
-    p.add_argument("--threshold-specificity", type=float, default=0.98,
-                   help="default thresholds: lowest with this slice specificity on --data")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="validation folder (RSNA layout): default thresholds and the int8 check",
+    )
+    p.add_argument(
+        "--threshold-specificity",
+        type=float,
+        default=0.98,
+        help="default thresholds: lowest with this slice specificity on --data",
+    )
     p.add_argument("--max-series", type=int, default=None)
     p.add_argument("--calibration", type=int, default=256, help="calibration slices")
     p.add_argument("--no-quantize", action="store_true")

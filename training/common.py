@@ -51,6 +51,11 @@ def base_parser(
         help="processes that read the data folders and cut training batches (default 1)",
     )
     p.add_argument(
+        "--kernel-augment",
+        action="store_true",
+        help="also vary reconstruction-kernel sharpness (blur / unsharp mask) in augmentation",
+    )
+    p.add_argument(
         "--init",
         type=Path,
         default=None,
@@ -110,10 +115,12 @@ def _strategy(args: argparse.Namespace):
 
 
 def batch_options(args: argparse.Namespace) -> dict:
-    """PyDataset options: ``--workers`` processes cut batches (numpy work, off the trainer)."""
+    """Training-batch options: ``--kernel-augment``, and ``--workers`` processes that cut
+    batches (numpy work, off the trainer)."""
+    opts = {"kernel_augment": args.kernel_augment}
     if args.workers > 1:
-        return {"workers": args.workers, "use_multiprocessing": True, "max_queue_size": 16}
-    return {}
+        opts.update(workers=args.workers, use_multiprocessing=True, max_queue_size=16)
+    return opts
 
 
 def init_weights(args: argparse.Namespace, model) -> None:

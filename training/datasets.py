@@ -3,7 +3,7 @@
 Inputs are built with :func:`ichinfer.preprocess.model_inputs` — the same slabs, neighbours and
 prior the runtime builds. Augmentation (numpy + opencv) covers what the phantom generator does
 not: left-right flips, small shifts, soft or sharp reconstruction kernels, HU gain/offset
-jitter and extra noise.
+jitter and extra noise (kernel sharpness only with ``--kernel-augment``).
 """
 
 from __future__ import annotations
@@ -79,12 +79,19 @@ def sharpness(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, masks: np.ndarray | None = None):
-    """Flip, shift, kernel sharpness and intensity jitter, in place where possible. ``masks``
-    follow the geometry."""
+def augment(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    masks: np.ndarray | None = None,
+    *,
+    kernels: bool = False,
+):
+    """Flip, shift, intensity jitter and (``kernels``) kernel sharpness, in place where
+    possible. ``masks`` follow the geometry."""
     n, size = x.shape[0], x.shape[1]
     for k in range(n):
-        x[k] = sharpness(x[k], rng)
+        if kernels:
+            x[k] = sharpness(x[k], rng)
         if rng.random() < 0.5:
             x[k] = x[k, :, ::-1]
             if masks is not None:
@@ -125,11 +132,13 @@ class ClassifierBatches(keras.utils.PyDataset):
         train: bool,
         seed: int = 0,
         batch_multiple: int = 1,
+        kernel_augment: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.series, self.batch_size, self.batch_multiple = series, batch_size, batch_multiple
         self.slab_mm, self.context, self.train = slab_mm, context, train
+        self.kernel_augment = kernel_augment
         self.samples = classifier_samples(series)
         self.rng = np.random.default_rng(seed)
         self.seed, self.epoch = seed, 0
@@ -158,7 +167,7 @@ class ClassifierBatches(keras.utils.PyDataset):
         x = build_inputs(self.series, rows, slab_mm=self.slab_mm, context=self.context)
         y = np.stack([self.series[si].labels[i] for si, i in rows]).astype(np.float32)
         if self.train:
-            x, _ = augment(x, self.batch_rng(idx))
+            x, _ = augment(x, self.batch_rng(idx), kernels=self.kernel_augment)
         return x, y
 
 
@@ -177,11 +186,13 @@ class SegmenterBatches(keras.utils.PyDataset):
         positive_fraction: float = 0.7,
         seed: int = 0,
         batch_multiple: int = 1,
+        kernel_augment: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.series, self.batch_size, self.batch_multiple = series, batch_size, batch_multiple
         self.slab_mm, self.context, self.train, self.crop = slab_mm, context, train, crop
+        self.kernel_augment = kernel_augment
         all_samples = segmenter_samples(series)
         has = np.array([series[si].masks[i].any() for si, i in all_samples], dtype=bool)
         self.rng = np.random.default_rng(seed)
@@ -236,7 +247,7 @@ class SegmenterBatches(keras.utils.PyDataset):
         m = np.stack([self.series[si].masks[i] for si, i in rows]).astype(np.float32)
         rng = self.batch_rng(idx)
         if self.train:
-            x, m = augment(x, rng, m)
+            x, m = augment(x, rng, m, kernels=self.kernel_augment)
         x = with_prior(x, self.context)
         if self.train and self.crop and self.crop < x.shape[1]:
             x, m = self._crop(x, m, rng)
