@@ -161,3 +161,16 @@ def test_tilted_series_geometry(tmp_path: Path) -> None:
     d = np.subtract(ds[1].ImagePositionPatient, ds[0].ImagePositionPatient).astype(float)
     np.testing.assert_allclose(np.cross(d, slice_normal(iop)), 0, atol=1e-4)
     assert float(ds[0].SliceThickness) == pytest.approx(study.thickness_mm)
+
+
+def test_compare_real_table(tmp_path: Path, capsys) -> None:
+    """training/compare_real.py: one row per set and slice group; bands add up to 100 %."""
+    from training import compare_real
+
+    write_study(make_study(3, size=64, positive=False, thin=False), tmp_path, study_index=0)
+    assert compare_real.main([str(tmp_path)]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| phantom")]
+    assert len(rows) == 1 and "thick" in rows[0]
+    cells = [float(c) for c in rows[0].strip("|").split("|")[1:]]
+    assert sum(cells[:8]) == pytest.approx(100.0, abs=0.5)
+    assert 15.0 <= cells[8] <= 50.0  # the brain peak sits in the brain band
