@@ -4,9 +4,10 @@
 
 For every folder (searched recursively for DICOM files), slices are split into thick (≥ 2.5 mm)
 and thin, and reported per group: the percentage of all pixels in each HU band (padding below
--1100, air, fat, CSF range, brain, 50–100, 100–500, bone), the brain-peak mode (1-HU histogram of
-0–60 HU, smoothed over 5 HU) and a noise estimate (std of horizontal neighbour differences, trimmed at
-3 robust sigmas, ÷ √2, over pixel pairs both within 15–50 HU). Real scans are for checking only.
+-1100, air, fat, CSF range, brain, 50–100, 100–500, bone), the brain-peak mode (1-HU histogram
+of 0–60 HU, smoothed over 5 HU) and a noise estimate (std of horizontal neighbour differences,
+trimmed at 3 robust sigmas, ÷ √2, over pixel pairs both within 15–50 HU). Real scans are for
+checking only.
 """
 
 from __future__ import annotations
