@@ -219,6 +219,29 @@ def score(path: Path, task: str, x: np.ndarray, y: np.ndarray) -> dict:
     return {"dice_pooled": dice(y > 0, masks)}
 
 
+def window_nodes(path: Path) -> list[str]:
+    """Names of the nodes between the HU input and the first convolutions (the in-graph windows).
+
+    They stay float32: quantized, their input (HU, -1024..3071) would get 8-bit steps of ~16 HU,
+    wider than the grey/white-matter contrast the brain window is there to show."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    frontier = {i.name for i in graph.input}
+    out: list[str] = []
+    changed = True
+    while changed:
+        changed = False
+        for node in graph.node:
+            if node.name in out or node.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm"):
+                continue
+            if any(i in frontier for i in node.input):
+                out.append(node.name)
+                frontier.update(node.output)
+                changed = True
+    return out
+
+
 def quantize(src: Path, dst: Path, calib: np.ndarray) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -248,6 +271,7 @@ def quantize(src: Path, dst: Path, calib: np.ndarray) -> None:
         per_channel=True,
         weight_type=QuantType.QInt8,
         activation_type=QuantType.QUInt8,
+        nodes_to_exclude=window_nodes(pre),
     )
     pre.unlink(missing_ok=True)
 

@@ -129,12 +129,29 @@ def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_p
     import onnx
 
     for name in manifest["models"]:
-        ops = [n.op_type for n in onnx.load(str(out / name)).graph.node]
+        graph = onnx.load(str(out / name)).graph
+        ops = [n.op_type for n in graph.node]
+        # HU are never quantized (8-bit steps of ~16 HU would erase the brain window)
+        assert not _hu_quantized(graph), name
         # the HU windows are one Clip each, not tf2onnx's slow Min + Max pair (int8 graphs
         # fold the Clip into their quantization ranges)
         assert "Min" not in ops and "Max" not in ops, name
         if manifest["models"][name]["precision"] == "fp32":
             assert "Clip" in ops, name
+
+
+def _hu_quantized(graph) -> bool:
+    """Whether a QuantizeLinear takes HU: a slice of the input, or a window's (hu - low)."""
+    producer = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear":
+            continue
+        src = producer.get(node.input[0])
+        if node.input[0] == graph.input[0].name or (
+            src is not None and (src.op_type == "Sub" or graph.input[0].name in src.input)
+        ):
+            return True
+    return False
 
 
 def test_fine_tune_from_checkpoint_within_a_time_budget(trained, phantom_data, tmp_path):
@@ -149,10 +166,31 @@ def test_fine_tune_from_checkpoint_within_a_time_budget(trained, phantom_data, t
     second = tmp_path / "second"
     shutil.copytree(phantom_data, second, ignore=shutil.ignore_patterns(".ichinfer_cache"))
     out = tmp_path / "ft.keras"
-    args = ["--data", str(phantom_data), str(second), "--epochs", "5", "--image-size", "32",
-            "--batch-size", "8", "--val-fraction", "0.5", "--seed", "1", "--lr", "0",
-            "--init", str(trained / "densenet25d.keras"), "--time-budget", "0",
-            "--workers", "2", "--out", str(out)]
+    args = [
+        "--data",
+        str(phantom_data),
+        str(second),
+        "--epochs",
+        "5",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "8",
+        "--val-fraction",
+        "0.5",
+        "--seed",
+        "1",
+        "--lr",
+        "0",
+        "--init",
+        str(trained / "densenet25d.keras"),
+        "--time-budget",
+        "0",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert train_classifier.main(args) == 0
     info = json.loads(out.with_suffix(".json").read_text())
     assert len(info["history"]) == 1  # stopped after one epoch of five
