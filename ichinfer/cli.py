@@ -65,17 +65,37 @@ def _fail_usage(message: str) -> None:
     raise typer.Exit(2)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``systemctl stop``, ``docker stop``, a batch scheduler), turned into the same
+    orderly stop as Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
 @contextmanager
 def _interruptible(debug: bool):
-    """Ctrl-C: one line and exit code 130; outputs are written atomically, so none is half."""
+    """Ctrl-C: one line and exit code 130; SIGTERM: one line and 143. Outputs are written
+    atomically, so none is half; completed series are kept for ``--resume``."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if debug:
             raise
-        _say("interrupted:", "yellow",
+        term = isinstance(err, _Terminated)
+        _say("terminated:" if term else "interrupted:", "yellow",
              "completed series are kept; rerun with --resume to continue")
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if term else 130) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""No data lost or harmed: interrupted runs (SIGINT, SIGKILL), --resume, --overwrite, inputs.
+"""No data lost or harmed: interrupted runs (SIGINT, SIGTERM, SIGKILL), --resume, --overwrite,
+inputs.
 
 The interrupted runs are real: the CLI runs in a child process on three phantom series, made
 slow (a sleep after each series' inference, patched in by the child's launcher only) so the
@@ -101,7 +102,8 @@ def _cli(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_segment_interrupted_then_resumed_equals_an_uninterrupted_run(
         studies, tiny_model_dir, tmp_path, sig):
     before = _fingerprint(studies)
@@ -110,10 +112,11 @@ def test_segment_interrupted_then_resumed_equals_an_uninterrupted_run(
             "--overlays", "all"]
     rc, _, stderr = _interrupt_after_first_series(_start(args, 1.5), out / ".ichinfer-resume",
                                                   sig)
-    if sig == signal.SIGINT:
-        assert rc == 130, stderr
+    if sig in (signal.SIGINT, signal.SIGTERM):
+        assert rc == (130 if sig == signal.SIGINT else 143), stderr
+        word = "interrupted:" if sig == signal.SIGINT else "terminated:"
         lines = [line for line in stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("interrupted:"), stderr
+        assert len(lines) == 1 and lines[0].startswith(word), stderr
     else:
         assert rc == -signal.SIGKILL
     assert not (out / "summary.json").exists()
