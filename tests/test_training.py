@@ -13,6 +13,9 @@ import pytest
 pytest.importorskip("tensorflow", reason="needs the [train] extra (pip install -e '.[train]')")
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 
+#: what every tiny training run here shares (besides --data, --epochs and --out)
+TINY = ["--image-size", "32", "--batch-size", "8", "--val-fraction", "0.5", "--seed", "1"]
+
 
 @pytest.fixture(scope="module")
 def phantom_data(tmp_path_factory):
@@ -35,20 +38,7 @@ def trained(phantom_data, tmp_path_factory):
     from training import train_classifier, train_segmenter
 
     runs = tmp_path_factory.mktemp("runs")
-    common = [
-        "--data",
-        str(phantom_data),
-        "--epochs",
-        "1",
-        "--image-size",
-        "32",
-        "--batch-size",
-        "8",
-        "--val-fraction",
-        "0.5",
-        "--seed",
-        "1",
-    ]
+    common = ["--data", str(phantom_data), "--epochs", "1", *TINY]
     assert (
         train_classifier.main(
             [*common, "--arch", "densenet25d", "--out", str(runs / "densenet25d.keras")]
@@ -167,30 +157,10 @@ def test_fine_tune_from_checkpoint_within_a_time_budget(trained, phantom_data, t
     shutil.copytree(phantom_data, second, ignore=shutil.ignore_patterns(".ichinfer_cache"))
     out = tmp_path / "ft.keras"
     args = [
-        "--data",
-        str(phantom_data),
-        str(second),
-        "--epochs",
-        "5",
-        "--image-size",
-        "32",
-        "--batch-size",
-        "8",
-        "--val-fraction",
-        "0.5",
-        "--seed",
-        "1",
-        "--lr",
-        "0",
-        "--init",
-        str(trained / "densenet25d.keras"),
-        "--time-budget",
-        "0",
-        "--workers",
-        "2",
-        "--out",
-        str(out),
-    ]
+        "--data", str(phantom_data), str(second), "--epochs", "5", *TINY, "--lr", "0",
+        "--init", str(trained / "densenet25d.keras"), "--time-budget", "0", "--workers", "2",
+        "--out", str(out),
+    ]  # fmt: skip
     assert train_classifier.main(args) == 0
     info = json.loads(out.with_suffix(".json").read_text())
     assert len(info["history"]) == 1  # stopped after one epoch of five

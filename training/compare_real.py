@@ -20,6 +20,8 @@ import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut
 
+from ichinfer.dicom import stored_to_hu
+
 BANDS = [
     ("padding", -np.inf, -1100),
     ("air", -1100, -200),
@@ -36,7 +38,16 @@ def read_hu(path: Path) -> tuple[np.ndarray, float] | None:
     ds = pydicom.dcmread(path)
     if "PixelData" not in ds:
         return None
-    hu = apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
+    px = ds.pixel_array
+    # HU as ichinfer reads them (the RSNA 12-bit wrap undone, clipped); padding kept apart
+    hu = stored_to_hu(
+        px,
+        slope=float(getattr(ds, "RescaleSlope", 1) or 1),
+        intercept=float(getattr(ds, "RescaleIntercept", 0) or 0),
+        bits_stored=int(getattr(ds, "BitsStored", 16)),
+        pixel_representation=int(getattr(ds, "PixelRepresentation", 1)),
+    ).astype(np.float32)
+    hu[apply_modality_lut(px, ds) < -1100] = -3000.0
     return hu, float(getattr(ds, "SliceThickness", 5.0) or 5.0)
 
 
