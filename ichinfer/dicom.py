@@ -287,10 +287,15 @@ def stored_to_hu(
         px = px.astype(np.int32) + 1000
         px[px >= 4096] -= 4096
         intercept = -1000.0
-    hu = px.astype(np.float64) * slope + intercept
+    # float32 throughout: stored values are integers (exact), and the model takes float32
+    hu = px.astype(np.float32)
+    if slope != 1.0:
+        hu *= np.float32(slope)
+    if intercept != 0.0:
+        hu += np.float32(intercept)
     if pad_mask is not None:
         hu[pad_mask] = HU_AIR
-    return clean_hu(hu)
+    return clean_hu(hu, copy=False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,13 +39,15 @@ DENSE_RANGE_HU: tuple[float, float] = (50.0, 90.0)
 BONE_HU = 300.0
 
 
-def clean_hu(hu: np.ndarray) -> np.ndarray:
+def clean_hu(hu: np.ndarray, *, copy: bool = True) -> np.ndarray:
     """Return float32 HU with anything below air (padding: -2000, -3024) set to -1024 and the
-    top clipped at 3071. Raises ``ValueError`` when the array holds NaN or infinity."""
+    top clipped at 3071. Raises ``ValueError`` when the array holds NaN or infinity.
+
+    ``copy=False`` clips a float32 input in place (for arrays the caller has just made)."""
     out = np.asarray(hu, dtype=np.float32)
     if not np.isfinite(out).all():
         raise ValueError("pixel data holds NaN or infinite values")
-    return np.clip(out, AIR_HU, MAX_HU)
+    return np.clip(out, AIR_HU, MAX_HU, out=None if copy else out)
 
 
 def window(hu: np.ndarray, center_hu: float, width_hu: float) -> np.ndarray:
