@@ -110,6 +110,16 @@ def _progress(total: int, label: str, quiet: bool):
         yield lambda n: progress.advance(task, n)
 
 
+def _report_warnings(series, quiet: bool) -> None:
+    """Each series' warnings (gaps, missing rescale, assumed orientation), one line each; the
+    JSON outputs carry them too."""
+    if quiet:
+        return
+    for k, s in enumerate(series):
+        for note in s.warnings:
+            _say("warning:", "yellow", f"series s{k:02d} …{s.series_uid[-12:]}: {note}")
+
+
 def _report_failures(failures, skipped, quiet: bool) -> None:
     for f in failures:
         _say("failed:", "red", f"{f.path}: {f.reason}")
@@ -233,6 +243,7 @@ def _classify(paths, out, model, model_dir, variant, device, threads, batch_size
         (to_rsna_csv if out.suffix.lower() == ".csv" else to_json)(result, out)
     if not quiet:
         _print_classification(result)
+    _report_warnings(result.series, quiet)
     _report_failures(result.failures, result.skipped, quiet)
     raise typer.Exit(1 if result.failures or not result.series else 0)
 
@@ -372,6 +383,7 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
                               + ("unknown (no slice thickness)" if s.volume_ml is None
                                  else f"{s.volume_ml:.2f} mL"), highlight=False)
         out_console.print(f"wrote {summary_path}", highlight=False)
+    _report_warnings(result.series, quiet)
     _report_failures(result.failures, result.skipped, quiet)
     raise typer.Exit(1 if result.failures or not result.series else 0)
 

@@ -119,3 +119,21 @@ def test_outputs_are_readable_like_plain_files(phantom_study, tiny_model_dir, tm
     mask = os.umask(0)
     os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_series_warnings_are_printed(phantom_study, tiny_model_dir, tmp_path):
+    """A gap in a series is a warning on the terminal as well as in the JSON; --quiet hides it."""
+    import shutil
+
+    folder = tmp_path / "gappy"
+    shutil.copytree(phantom_study.folder, folder)
+    files = sorted(folder.glob("*.dcm"), key=lambda p: ichinfer.read_series(p).locations_mm[0])
+    files[len(files) // 2].unlink()  # one slice from the middle
+    out = tmp_path / "r.json"
+    r = invoke("classify", folder, "--out", out, "--model-dir", tiny_model_dir)
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1 and "gap of" in lines[0], r.output
+    assert json.loads(out.read_text())["series"][0]["warnings"]
+    quiet = invoke("classify", folder, "--model-dir", tiny_model_dir, "-q")
+    assert "warning:" not in quiet.output
