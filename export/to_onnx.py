@@ -229,16 +229,12 @@ def window_nodes(path: Path) -> list[str]:
     graph = onnx.load(str(path)).graph
     frontier = {i.name for i in graph.input}
     out: list[str] = []
-    changed = True
-    while changed:
-        changed = False
-        for node in graph.node:
-            if node.name in out or node.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm"):
-                continue
-            if any(i in frontier for i in node.input):
-                out.append(node.name)
-                frontier.update(node.output)
-                changed = True
+    for node in graph.node:  # ONNX graphs list nodes in topological order: one pass suffices
+        if node.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm"):
+            continue
+        if any(i in frontier for i in node.input):
+            out.append(node.name)
+            frontier.update(node.output)
     return out
 
 

@@ -65,7 +65,8 @@ def base_parser(
         "--time-budget",
         type=float,
         default=None,
-        help="stop after the epoch that passes this many seconds of training (best epoch kept)",
+        help="train for this many seconds: the learning rate decays with the clock and training "
+        "stops after the epoch that passes it (best epoch kept)",
     )
     p.add_argument(
         "--data-note",
@@ -179,6 +180,7 @@ def setup_logging() -> None:
 
 
 def _warm_cache(data: Path, image_size: int, with_masks: bool, max_series: int | None) -> None:
+    """Fill one folder's grid cache in a worker process (the stacks are not sent back)."""
     load_rsna(data, image_size=image_size, with_masks=with_masks, max_series=max_series)
 
 

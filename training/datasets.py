@@ -119,7 +119,54 @@ def _shift(img: np.ndarray, dy: int, dx: int, fill: float) -> np.ndarray:
     return out
 
 
-class ClassifierBatches(keras.utils.PyDataset):
+class _Batches(keras.utils.PyDataset):
+    """What both batch sources share: settings, the shuffled order (reshuffled every epoch) and
+    per-batch randomness."""
+
+    def __init__(
+        self,
+        series: list[SeriesData],
+        *,
+        batch_size: int,
+        slab_mm: float,
+        context: int,
+        train: bool,
+        seed: int,
+        batch_multiple: int,
+        kernel_augment: bool,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.series, self.batch_size, self.batch_multiple = series, batch_size, batch_multiple
+        self.slab_mm, self.context, self.train = slab_mm, context, train
+        self.kernel_augment = kernel_augment
+        self.rng = np.random.default_rng(seed)
+        self.seed, self.epoch = seed, 0
+
+    def _set_samples(self, samples: np.ndarray) -> None:
+        self.samples = samples
+        self.order = np.arange(len(samples))
+        if self.train:
+            self.rng.shuffle(self.order)
+
+    def __len__(self) -> int:
+        return n_batches(len(self.samples), self.batch_size, self.batch_multiple)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        if self.train:
+            self.rng.shuffle(self.order)
+
+    def batch_rng(self, idx: int) -> np.random.Generator:
+        """Augmentation (and crop) randomness of one batch: the same with any ``workers``."""
+        return np.random.default_rng([self.seed, self.epoch, idx])
+
+    def _rows(self, idx: int) -> np.ndarray:
+        rows = self.samples[self.order[idx * self.batch_size : (idx + 1) * self.batch_size]]
+        return _cut(rows, self.batch_multiple)
+
+
+class ClassifierBatches(_Batches):
     """Batches of (HU inputs, six labels); ``context=0`` gives the seed CNN's single slab."""
 
     def __init__(
@@ -135,35 +182,24 @@ class ClassifierBatches(keras.utils.PyDataset):
         kernel_augment: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.series, self.batch_size, self.batch_multiple = series, batch_size, batch_multiple
-        self.slab_mm, self.context, self.train = slab_mm, context, train
-        self.kernel_augment = kernel_augment
-        self.samples = classifier_samples(series)
-        self.rng = np.random.default_rng(seed)
-        self.seed, self.epoch = seed, 0
-        self.order = np.arange(len(self.samples))
-        if train:
-            self.rng.shuffle(self.order)
-
-    def __len__(self) -> int:
-        return n_batches(len(self.samples), self.batch_size, self.batch_multiple)
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        if self.train:
-            self.rng.shuffle(self.order)
-
-    def batch_rng(self, idx: int) -> np.random.Generator:
-        """Augmentation randomness of one batch: the same with any number of ``workers``."""
-        return np.random.default_rng([self.seed, self.epoch, idx])
+        super().__init__(
+            series,
+            batch_size=batch_size,
+            slab_mm=slab_mm,
+            context=context,
+            train=train,
+            seed=seed,
+            batch_multiple=batch_multiple,
+            kernel_augment=kernel_augment,
+            **kwargs,
+        )
+        self._set_samples(classifier_samples(series))
 
     def labels(self) -> np.ndarray:
         return np.stack([self.series[si].labels[i] for si, i in self.samples])
 
     def __getitem__(self, idx: int):
-        rows = self.samples[self.order[idx * self.batch_size : (idx + 1) * self.batch_size]]
-        rows = _cut(rows, self.batch_multiple)
+        rows = self._rows(idx)
         x = build_inputs(self.series, rows, slab_mm=self.slab_mm, context=self.context)
         y = np.stack([self.series[si].labels[i] for si, i in rows]).astype(np.float32)
         if self.train:
@@ -171,7 +207,7 @@ class ClassifierBatches(keras.utils.PyDataset):
         return x, y
 
 
-class SegmenterBatches(keras.utils.PyDataset):
+class SegmenterBatches(_Batches):
     """Batches of (HU inputs + prior, mask). Training cuts random crops, biased to bleeds."""
 
     def __init__(
@@ -189,37 +225,27 @@ class SegmenterBatches(keras.utils.PyDataset):
         kernel_augment: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.series, self.batch_size, self.batch_multiple = series, batch_size, batch_multiple
-        self.slab_mm, self.context, self.train, self.crop = slab_mm, context, train, crop
-        self.kernel_augment = kernel_augment
+        super().__init__(
+            series,
+            batch_size=batch_size,
+            slab_mm=slab_mm,
+            context=context,
+            train=train,
+            seed=seed,
+            batch_multiple=batch_multiple,
+            kernel_augment=kernel_augment,
+            **kwargs,
+        )
+        self.crop = crop
         all_samples = segmenter_samples(series)
         has = np.array([series[si].masks[i].any() for si, i in all_samples], dtype=bool)
-        self.rng = np.random.default_rng(seed)
         if train:
             # every positive slice, and negatives so positives make ~positive_fraction
             pos, neg = all_samples[has], all_samples[~has]
             n_neg = min(len(neg), int(len(pos) * (1 - positive_fraction) / positive_fraction) + 1)
             neg = neg[self.rng.choice(len(neg), size=n_neg, replace=False)] if n_neg else neg[:0]
-            self.samples = np.concatenate([pos, neg])
-        else:
-            self.samples = all_samples
-        self.seed, self.epoch = seed, 0
-        self.order = np.arange(len(self.samples))
-        if train:
-            self.rng.shuffle(self.order)
-
-    def __len__(self) -> int:
-        return n_batches(len(self.samples), self.batch_size, self.batch_multiple)
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        if self.train:
-            self.rng.shuffle(self.order)
-
-    def batch_rng(self, idx: int) -> np.random.Generator:
-        """Augmentation and crop randomness of one batch, independent of ``workers``."""
-        return np.random.default_rng([self.seed, self.epoch, idx])
+            all_samples = np.concatenate([pos, neg])
+        self._set_samples(all_samples)
 
     def _crop(
         self, x: np.ndarray, m: np.ndarray, rng: np.random.Generator
@@ -241,8 +267,7 @@ class SegmenterBatches(keras.utils.PyDataset):
         return xs, ms
 
     def __getitem__(self, idx: int):
-        rows = self.samples[self.order[idx * self.batch_size : (idx + 1) * self.batch_size]]
-        rows = _cut(rows, self.batch_multiple)
+        rows = self._rows(idx)
         x = build_inputs(self.series, rows, slab_mm=self.slab_mm, context=self.context)
         m = np.stack([self.series[si].masks[i] for si, i in rows]).astype(np.float32)
         rng = self.batch_rng(idx)
