@@ -67,9 +67,10 @@ def build_inputs(
 def sharpness(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Soft or sharp reconstruction kernels: a Gaussian blur or an unsharp mask, at random.
 
-    The first phantom-trained classifier read the smooth edges of a real thin-slice series
-    (its slabs average 8 slices) as blood: sharpening those slabs halved its scores. Varying
-    edge sharpness in training takes that cue away."""
+    Sharpening the slabs of the real CQ500 series (8 thin slices averaged, smooth edges) halves
+    the bundled classifier's subdural scores (``training/probe_real.py``); varying edge
+    sharpness in training is meant to take that cue away (measured: it did not help, hence
+    opt-in)."""
     u = rng.random()
     if u < 0.35:
         return cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.4, 1.3))).reshape(img.shape)
