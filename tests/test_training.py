@@ -123,11 +123,30 @@ def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_p
         ops = [n.op_type for n in graph.node]
         # HU are never quantized (8-bit steps of ~16 HU would erase the brain window)
         assert not _hu_quantized(graph), name
-        # the HU windows are one Clip each, not tf2onnx's slow Min + Max pair (int8 graphs
-        # fold the Clip into their quantization ranges)
-        assert "Min" not in ops and "Max" not in ops, name
-        if manifest["models"][name]["precision"] == "fp32":
-            assert "Clip" in ops, name
+        # the HU windows are one 1x1 Conv + Clip (export.to_onnx.windows_as_conv), not
+        # tf2onnx's per-window Sub, Mul and Min + Max, all slow in onnxruntime
+        assert "Min" not in ops and "Max" not in ops and "Sub" not in ops, name
+        window_ops = [n.op_type for n in graph.node if n.name.startswith("ichinfer_windows/")]
+        assert window_ops.count("Conv") == 1, (name, window_ops)
+
+    # int8 variants are kept only when accurate, which tiny models may not be: quantize one here
+    rng = np.random.default_rng(0)
+    calib = rng.uniform(-1000, 1500, (8, 32, 32, 1)).astype(np.float32)
+    to_onnx.quantize(out / "seed_cnn.onnx", tmp_path / "seed.int8.onnx", calib)
+    graph = onnx.load(str(tmp_path / "seed.int8.onnx")).graph
+    assert "QLinearConv" in [n.op_type for n in graph.node] or "QuantizeLinear" in [
+        n.op_type for n in graph.node
+    ]
+    assert not _hu_quantized(graph)
+    window_conv = [n for n in graph.node if n.name.startswith("ichinfer_windows/conv")]
+    assert len(window_conv) == 1 and window_conv[0].op_type == "Conv"
+    # the segmenter's BNs follow its convolutions: they fold, leaving no quantized Add / Mul
+    calib = rng.uniform(-1000, 1500, (8, 32, 32, 4)).astype(np.float32)
+    calib[..., 3] = calib[..., 3] > 0
+    to_onnx.quantize(out / "densenet_unet.onnx", tmp_path / "unet.int8.onnx", calib)
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "unet.int8.onnx")).graph.node}
+    assert "QLinearConv" in ops or "QuantizeLinear" in ops
+    assert not ops & {"QLinearAdd", "QLinearMul", "Add", "Mul"}, ops
 
 
 def _hu_quantized(graph) -> bool:

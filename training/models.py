@@ -55,24 +55,36 @@ def _conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, name: str | Non
     return layers.Activation("relu")(x)
 
 
-def _dense_block(x, n_layers: int, growth: int, prefix: str):
-    """DenseNet block (BN-ReLU-Conv1x1-BN-ReLU-Conv3x3 bottleneck layers, concatenated)."""
+def _dense_block(x, n_layers: int, growth: int, prefix: str, *, preactivation: bool = True):
+    """DenseNet block of bottleneck layers (1x1 conv to 4 x growth, 3x3 conv to growth), each
+    concatenated to its input. ``preactivation``: BN-ReLU-Conv as in DenseNet; otherwise
+    Conv-BN-ReLU, whose BN folds into the convolution at export (onnxruntime then runs each
+    layer as one fused conv, in float32 and int8 alike)."""
     for i in range(n_layers):
-        y = layers.BatchNormalization(name=f"{prefix}_l{i}_bn1")(x)
-        y = layers.Activation("relu")(y)
-        y = layers.Conv2D(4 * growth, 1, use_bias=False, name=f"{prefix}_l{i}_c1")(y)
-        y = layers.BatchNormalization(name=f"{prefix}_l{i}_bn2")(y)
-        y = layers.Activation("relu")(y)
-        y = layers.Conv2D(growth, 3, padding="same", use_bias=False, name=f"{prefix}_l{i}_c3")(y)
+        if preactivation:
+            y = layers.BatchNormalization(name=f"{prefix}_l{i}_bn1")(x)
+            y = layers.Activation("relu")(y)
+            y = layers.Conv2D(4 * growth, 1, use_bias=False, name=f"{prefix}_l{i}_c1")(y)
+            y = layers.BatchNormalization(name=f"{prefix}_l{i}_bn2")(y)
+            y = layers.Activation("relu")(y)
+            y = layers.Conv2D(growth, 3, padding="same", use_bias=False, name=f"{prefix}_l{i}_c3")(
+                y
+            )
+        else:
+            y = _conv_bn(x, 4 * growth, 1, name=f"{prefix}_l{i}_c1")
+            y = _conv_bn(y, growth, 3, name=f"{prefix}_l{i}_c3")
         x = layers.Concatenate(name=f"{prefix}_l{i}_cat")([x, y])
     return x
 
 
-def _transition(x, prefix: str, compression: float = 0.5):
+def _transition(x, prefix: str, compression: float = 0.5, *, preactivation: bool = True):
     filters = max(8, int(x.shape[-1] * compression))
-    x = layers.BatchNormalization(name=f"{prefix}_bn")(x)
-    x = layers.Activation("relu")(x)
-    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}_conv")(x)
+    if preactivation:
+        x = layers.BatchNormalization(name=f"{prefix}_bn")(x)
+        x = layers.Activation("relu")(x)
+        x = layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}_conv")(x)
+    else:
+        x = _conv_bn(x, filters, 1, name=f"{prefix}_conv")
     return layers.AveragePooling2D(2, name=f"{prefix}_pool")(x)
 
 
@@ -125,18 +137,23 @@ def densenet_unet(
     growth: int = 8,
     blocks: Sequence[int] = (2, 3, 4, 4),
     windows=DEFAULT_WINDOWS,
+    preactivation: bool = False,
 ) -> keras.Model:
-    """U-Net with a DenseNet encoder. Input: 2.5-D HU slabs plus the dense-area prior channel."""
+    """U-Net with a DenseNet encoder. Input: 2.5-D HU slabs plus the dense-area prior channel.
+
+    The encoder's layers are Conv-BN-ReLU unless ``preactivation`` (DenseNet's BN-ReLU-Conv,
+    the design of the checkpoints bundled before this option): with every BN after a
+    convolution, the exported graph is fused convolutions and concatenations only."""
     channels = 2 * context + 1
     inp = keras.Input((image_size, image_size, channels + 1), name="hu_prior")
     x = HUWindows(windows, hu_channels=channels, name="windows")(inp)
     x = _conv_bn(x, 2 * growth, 3, name="stem")
     skips = []
     for b, n in enumerate(blocks):
-        x = _dense_block(x, n, growth, prefix=f"enc{b + 1}")
+        x = _dense_block(x, n, growth, prefix=f"enc{b + 1}", preactivation=preactivation)
         if b < len(blocks) - 1:
             skips.append(x)
-            x = _transition(x, prefix=f"down{b + 1}")
+            x = _transition(x, prefix=f"down{b + 1}", preactivation=preactivation)
     for b, skip in reversed(list(enumerate(skips))):
         x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{b + 1}")(x)
         x = layers.Concatenate(name=f"dec{b + 1}_cat")([x, skip])
