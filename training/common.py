@@ -56,6 +56,13 @@ def base_parser(
         help="also vary reconstruction-kernel sharpness (blur / unsharp mask) in augmentation",
     )
     p.add_argument(
+        "--hu-shift",
+        type=float,
+        default=4.0,
+        help="augmentation: shift each training input by up to this many HU (scanner "
+        "calibration; default 4)",
+    )
+    p.add_argument(
         "--init",
         type=Path,
         default=None,
@@ -116,9 +123,9 @@ def _strategy(args: argparse.Namespace):
 
 
 def batch_options(args: argparse.Namespace) -> dict:
-    """Training-batch options: ``--kernel-augment``, and ``--workers`` processes that cut
-    batches (numpy work, off the trainer)."""
-    opts = {"kernel_augment": args.kernel_augment}
+    """Training-batch options: ``--kernel-augment``, ``--hu-shift``, and ``--workers``
+    processes that cut batches (numpy work, off the trainer)."""
+    opts = {"kernel_augment": args.kernel_augment, "hu_shift": args.hu_shift}
     if args.workers > 1:
         opts.update(workers=args.workers, use_multiprocessing=True, max_queue_size=16)
     return opts

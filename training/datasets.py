@@ -86,9 +86,11 @@ def augment(
     masks: np.ndarray | None = None,
     *,
     kernels: bool = False,
+    hu_shift: float = 4.0,
 ):
-    """Flip, shift, intensity jitter and (``kernels``) kernel sharpness, in place where
-    possible. ``masks`` follow the geometry."""
+    """Flip, shift, intensity jitter (gain 0.96-1.04, an offset of up to ``hu_shift`` HU,
+    noise) and (``kernels``) kernel sharpness, in place where possible. ``masks`` follow the
+    geometry."""
     n, size = x.shape[0], x.shape[1]
     for k in range(n):
         if kernels:
@@ -103,7 +105,7 @@ def augment(
             if masks is not None:
                 masks[k] = _shift(masks[k], dy, dx, 0)
     gain = rng.uniform(0.96, 1.04, size=(n, 1, 1, 1)).astype(np.float32)
-    offset = rng.uniform(-4, 4, size=(n, 1, 1, 1)).astype(np.float32)
+    offset = rng.uniform(-hu_shift, hu_shift, size=(n, 1, 1, 1)).astype(np.float32)
     sigma = rng.uniform(0, 4, size=(n, 1, 1, 1)).astype(np.float32)
     hu_channels = x.shape[-1]
     x[..., :hu_channels] = x[..., :hu_channels] * gain + offset
@@ -135,12 +137,13 @@ class _Batches(keras.utils.PyDataset):
         seed: int,
         batch_multiple: int,
         kernel_augment: bool,
+        hu_shift: float,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.series, self.batch_size, self.batch_multiple = series, batch_size, batch_multiple
         self.slab_mm, self.context, self.train = slab_mm, context, train
-        self.kernel_augment = kernel_augment
+        self.kernel_augment, self.hu_shift = kernel_augment, hu_shift
         self.rng = np.random.default_rng(seed)
         self.seed, self.epoch = seed, 0
 
@@ -181,6 +184,7 @@ class ClassifierBatches(_Batches):
         seed: int = 0,
         batch_multiple: int = 1,
         kernel_augment: bool = False,
+        hu_shift: float = 4.0,
         **kwargs,
     ):
         super().__init__(
@@ -192,6 +196,7 @@ class ClassifierBatches(_Batches):
             seed=seed,
             batch_multiple=batch_multiple,
             kernel_augment=kernel_augment,
+            hu_shift=hu_shift,
             **kwargs,
         )
         self._set_samples(classifier_samples(series))
@@ -204,7 +209,9 @@ class ClassifierBatches(_Batches):
         x = build_inputs(self.series, rows, slab_mm=self.slab_mm, context=self.context)
         y = np.stack([self.series[si].labels[i] for si, i in rows]).astype(np.float32)
         if self.train:
-            x, _ = augment(x, self.batch_rng(idx), kernels=self.kernel_augment)
+            x, _ = augment(
+                x, self.batch_rng(idx), kernels=self.kernel_augment, hu_shift=self.hu_shift
+            )
         return x, y
 
 
@@ -224,6 +231,7 @@ class SegmenterBatches(_Batches):
         seed: int = 0,
         batch_multiple: int = 1,
         kernel_augment: bool = False,
+        hu_shift: float = 4.0,
         **kwargs,
     ):
         super().__init__(
@@ -235,6 +243,7 @@ class SegmenterBatches(_Batches):
             seed=seed,
             batch_multiple=batch_multiple,
             kernel_augment=kernel_augment,
+            hu_shift=hu_shift,
             **kwargs,
         )
         self.crop = crop
@@ -273,7 +282,7 @@ class SegmenterBatches(_Batches):
         m = np.stack([self.series[si].masks[i] for si, i in rows]).astype(np.float32)
         rng = self.batch_rng(idx)
         if self.train:
-            x, m = augment(x, rng, m, kernels=self.kernel_augment)
+            x, m = augment(x, rng, m, kernels=self.kernel_augment, hu_shift=self.hu_shift)
         x = with_prior(x, self.context)
         if self.train and self.crop and self.crop < x.shape[1]:
             x, m = self._crop(x, m, rng)
