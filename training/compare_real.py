@@ -8,6 +8,11 @@ and thin, and reported per group: the percentage of all pixels in each HU band (
 of 0–60 HU, smoothed over 5 HU) and a noise estimate (std of horizontal neighbour differences,
 trimmed at 3 robust sigmas, ÷ √2, over pixel pairs both within 15–50 HU). Real scans are for
 checking only.
+
+A second table, "brain next to bone", profiles mean HU against distance from the inner table
+(0.5 mm bins, 5 mm slabs as ``ichinfer.preprocess.slab`` averages them, slabs at 35-75 % of each
+series' length, inside the bone ring (> 300 HU) around the skull's centre) for CQ500 and for every
+phantom series without a bleed, as the excess over the mean 10-30 mm deep.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut
 
-from ichinfer.dicom import stored_to_hu
+from ichinfer import preprocess
+from ichinfer.dicom import scan, stored_to_hu
 
 BANDS = [
     ("padding", -np.inf, -1100),
@@ -79,11 +85,68 @@ class Stats:
         return f"| {name} ({self.n} slices) | {cells} | {mode:.1f} | {noise:.2f} |"
 
 
+RIM_BINS_MM = np.arange(0.0, 6.01, 0.5)
+
+
+def rim_profile(series) -> np.ndarray | None:
+    """Mean HU per distance bin from the inner table (``RIM_BINS_MM``), then the 10-30 mm mean."""
+    import cv2
+
+    loc = series.locations_mm
+    hu = np.stack([preprocess.clean_hu(series.load_hu(i)) for i in range(len(series))])
+    spacing = float(series.slices[0].pixel_spacing_mm[0])
+    sums = np.zeros(len(RIM_BINS_MM)) if len(loc) else None
+    counts = np.zeros(len(RIM_BINS_MM))
+    for i in np.unique(np.linspace(0.35 * len(loc), 0.75 * len(loc), 6).astype(int)):
+        img = preprocess.slab(hu, loc, loc[i], 5.0)
+        bone = img > 300
+        if not bone.any():
+            continue
+        # the cranial cavity: the non-bone component around the skull's centre
+        _, comp = cv2.connectedComponents((~bone).astype(np.uint8))
+        ys, xs = np.nonzero(bone)
+        inside = (comp == comp[int(ys.mean()), int(xs.mean())]).astype(np.uint8)
+        if inside.sum() > 0.5 * inside.size or not img[int(ys.mean()), int(xs.mean())] < 300:
+            continue
+        dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5) * spacing
+        edges = [*RIM_BINS_MM[:-1], None]
+        for k, lo in enumerate(edges):
+            sel = (dist > lo) & (dist <= lo + 0.5) if lo is not None else (dist > 10) & (dist < 30)
+            sums[k] += img[sel].sum()
+            counts[k] += np.count_nonzero(sel)
+    if sums is None or counts[-1] == 0:
+        return None
+    return sums / np.maximum(counts, 1)
+
+
+def rim_rows(name: str, folder: Path) -> list[str]:
+    """One row per series without a bleed (phantoms: ``studies.csv``; real: every series)."""
+    import csv
+
+    bleeding: set[str] = set()
+    table = folder / "studies.csv"
+    if table.exists():
+        with table.open() as f:
+            bleeding = {r["SeriesInstanceUID"] for r in csv.DictReader(f) if r["subtypes"]}
+    rows = []
+    for series in scan(folder).series:
+        if series.series_uid in bleeding or len(series) < 8:
+            continue
+        prof = rim_profile(series)
+        if prof is None:
+            continue
+        thick = series.slices[0].slice_thickness_mm or 0.0
+        excess = " | ".join(f"{v - prof[-1]:+.0f}" for v in prof[1:-1])
+        rows.append(f"| {name}, {thick:.2f} mm | {excess} | {prof[-1]:.0f} |")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("phantoms", type=Path, nargs="+", help="phantom folders (RSNA layout)")
     p.add_argument("--real", type=Path, default=None, help="../shared/data (checks only)")
     p.add_argument("--max-slices", type=int, default=400, help="per folder and group")
+    p.add_argument("--max-series", type=int, default=8, help="rim rows per folder")
     args = p.parse_args(argv)
     sets: list[tuple[str, Path]] = []
     if args.real is not None:
@@ -108,6 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         for kind, stats in groups.items():
             if stats.n:
                 print(stats.row(f"{name}, {kind}"))
+    print()
+    bins = " | ".join(f"{lo:.1f}-{lo + 0.5:.1f}" for lo in RIM_BINS_MM[1:-1])
+    print(
+        f"| brain next to bone: HU over the 10-30 mm mean, by mm from the inner table | {bins} "
+        "| 10-30 mm mean |"
+    )
+    print("|" + " --- |" * (len(RIM_BINS_MM) + 1))
+    for name, folder in sets:
+        if folder.is_dir() and name != "RSNA samples":  # single slices: no slabs
+            for row in rim_rows(name, folder)[: args.max_series]:
+                print(row)
     return 0
 
 

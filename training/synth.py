@@ -46,6 +46,7 @@ RSNA_LABELS = (*SUBTYPES, "any")
 #: Noise grows as thickness ** -NOISE_EXPONENT (0.5 is pure photon statistics; 0.35 matches the
 #: CQ500 0.625 mm series against RSNA 5 mm slices, thin series being reconstructed smoother).
 NOISE_EXPONENT = 0.35
+HALO_FRACTION = (0.04, 0.10)  # share of the signal in the PSF's wide tail
 #: A slice is labelled positive for a subtype when its painted mask covers at least this area.
 MIN_LABEL_AREA_MM2 = 10.0
 WINDOW_PRESETS = (
@@ -275,6 +276,12 @@ def make_study(
         "metal": _sample_metal(r_scan) if r_scan.random() < 0.07 else None,
         "petrous_bar_hu": float(r_scan.uniform(8.0, 30.0)),
     }
+    # the reconstruction kernel's wide tail (bone "bloom"): a few per cent of the signal spread
+    # over 1-3 mm, so brain next to the inner table reads brighter for millimetres, as in
+    # real scans (SYNTH.md, "brain next to bone"); its own stream keeps the draws above as they were
+    r_halo = np.random.default_rng([seed, 77])
+    scanner["halo_fraction"] = float(r_halo.uniform(HALO_FRACTION[0], HALO_FRACTION[1]))
+    scanner["halo_sigma_mm"] = float(r_halo.uniform(1.0, 3.0))
     stack = np.empty((n_slices, size, size), F32)
     labels = np.zeros((n_slices, size, size), np.uint8)
     u = (np.arange(size) - (size - 1) / 2.0) * ps
@@ -406,6 +413,9 @@ def _scanner_effects(
     lat_pts = plane_affine(pose, center, row, col, ps, size)
     shape = (size, size)
     out = gaussian_blur(hu, scanner["psf_sigma_mm"] / ps)
+    halo = scanner.get("halo_fraction", 0.0)
+    if halo > 0:
+        out = (1.0 - halo) * out + halo * gaussian_blur(hu, scanner["halo_sigma_mm"] / ps)
     # Hounsfield bar and bone streaks between the petrous ridges
     (pa, da), (pb, db) = (_pixel_of(lat_pts, np.array([s * 33.0, 8.0, -36.0])) for s in (-1, 1))
     near = float(np.exp(-((max(da, db) / 14.0) ** 2)))

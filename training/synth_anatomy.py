@@ -191,8 +191,8 @@ def sample_head(rng: np.random.Generator, *, mimics: bool) -> HeadParams:
         ventricle_scale=float(0.8 + 0.7 * atrophy + rng.uniform(-0.08, 0.08)),
         csf_offset_mm=float(rng.uniform(-1.0, 0.6) * (1.0 - atrophy)),
         sulcal_scale=float(np.clip(rng.uniform(0.25, 1.1) + atrophy, 0.25, 1.2)),
-        cupping_hu=float(rng.uniform(0.0, 12.0)),
-        cupping_mm=float(rng.uniform(3.0, 12.0)),
+        cupping_hu=float(rng.uniform(2.0, 20.0)),
+        cupping_mm=float(rng.uniform(3.0, 15.0)),
     )
 
 
