@@ -4,7 +4,9 @@
 
 Every figure in the card comes from ``models/manifest.json`` (written by ``export/to_onnx.py``:
 parameters, training validation, quantization check) or ``models/evaluation.json`` (written by
-``training/evaluate.py`` on held-out phantoms and the real scans). Nothing is typed in by hand.
+``training/evaluate.py`` on held-out phantoms and the real scans), or, for the candidates that
+were not bundled, their own ``training/evaluate.py`` output kept in ``training/trials/``
+(``CANDIDATES``). Nothing is typed in by hand.
 """
 
 from __future__ import annotations
@@ -208,6 +210,45 @@ def target_rows(manifest: dict, evaluation: dict) -> list[str]:
     return rows
 
 
+#: candidates scored like the bundled models (``training/evaluate.py``), shown side by side
+CANDIDATES = (
+    (
+        "classifier and segmenter bundled before (stage A; pre-activation segmenter), "
+        "thresholds re-set on the current `phantoms-val`",
+        "training/trials/previous-bundle-evaluation.json",
+    ),
+    (
+        "stage B (classifier with `--hu-shift 15`; Conv-BN-ReLU segmenter)",
+        "training/trials/stage-b-evaluation.json",
+    ),
+)
+
+
+def candidate_rows(evaluation: dict, root: Path = ROOT) -> list[str]:
+    def row(name: str, ev: dict) -> str:
+        clf = next(c for c in ev["classifiers"] if c["model"] == "densenet25d.onnx")
+        seg = next(s for s in ev["segmenters"] if s["model"] == "densenet_unet.onnx")
+        real = next((r for r in ev.get("real", []) if r["model"] == "densenet25d.onnx"), None)
+        auc = clf["auc"]
+        low = min(auc, key=auc.get)
+        cq = f"{real['cq500_ct0']['flagged_any']} / {real['cq500_ct0']['slices']}" if real else "—"
+        neg = f"{real['rsna_known_negatives_flagged']} / 3" if real else "—"
+        return (
+            f"| {name} | {f3(auc['any'])} | {f3(sum(auc.values()) / len(auc))} | "
+            f"{f3(auc[low])} ({low}) | {f3(seg['dice_pooled'])} | {cq} | {neg} |"
+        )
+
+    rows = [
+        "| candidate | `any` AUC | mean label AUC | lowest label AUC | Dice (pooled) | "
+        "CQ500 slices flagged `any` | known negatives flagged |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, path in CANDIDATES:
+        rows.append(row(name, json.loads((root / path).read_text())))
+    rows.append(row("**bundled (stage C)**", evaluation))
+    return rows
+
+
 def render(manifest: dict, evaluation: dict, template: str) -> str:
     tables = {
         "TARGETS": target_rows(manifest, evaluation),
@@ -219,6 +260,7 @@ def render(manifest: dict, evaluation: dict, template: str) -> str:
         "REAL": real_rows(evaluation),
         "REAL-LABELS": real_label_rows(evaluation),
         "QUANT": quant_rows(manifest),
+        "CANDIDATES": candidate_rows(evaluation),
     }
     out = template
     for key, rows in tables.items():

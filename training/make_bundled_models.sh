@@ -1,43 +1,73 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
-# About an hour on 2 CPU cores. Run from the repository root after `pip install -e ".[train]"`.
-# DATA (default data/) receives the generated phantoms; runs/ the Keras checkpoints.
+# Run from the repository root of a git clone, after `pip install -e ".[train]"`.
+# About three hours on 2 CPU cores. DATA (default data/) receives the phantoms, runs/
+# the Keras checkpoints.
 #
-# The bundled checkpoints were trained by steps 1-2 at commit c3d99a0, with the phantom
-# generator as it was then (`git checkout c3d99a0 -- training/` reproduces their phantoms).
-# The generator has since gained young brains, cupping, a Gaussian PSF and five-plane partial
-# volume, and steps 3-4 (export thresholds, evaluation) now run on phantoms from it. Retraining
-# on the new generator (training/gpu_pretrain.sh, then --init fine-tuning here) was measured
-# and did not beat these checkpoints: models/README.md has the figures.
+# The models grew with the phantom generator, in three stages, each on phantoms from the
+# generator as it was then (`gen` runs an older generator from a temporary git worktree):
+#   A. commit c3d99a0's generator: the classifiers trained from scratch;
+#   B. commit 29eaf96's generator (young brains, cupping, Gaussian PSF, five-plane partial
+#      volume): the classifier fine-tuned with --hu-shift 15, the segmenter trained from scratch;
+#   C. the current generator (bone bloom, stronger cupping): both fine-tuned again.
+# Validation (default thresholds, the int8 check) and test phantoms come from the current one.
+# Stage A ran with commit c3d99a0's training code, B and C with this commit's: a rerun follows
+# the same recipe, not the same bits (models/README.md records what was run and when).
 set -euo pipefail
 DATA=${DATA:-data}
-EPOCHS_CLS=${EPOCHS_CLS:-10}
-EPOCHS_SEG=${EPOCHS_SEG:-14}
-EPOCHS_SEED=${EPOCHS_SEED:-8}
+ROOT=$(pwd)
 
-# 1. phantoms: two training folders (generated in parallel), a validation and a test folder,
-#    each from its own seed, so no phantom is shared between them
-python -m training.synth --out "$DATA/phantoms-a" --studies 150 --seed 2026 &
-python -m training.synth --out "$DATA/phantoms-b" --studies 150 --seed 2027 &
-wait
-python -m training.synth --out "$DATA/phantoms-val" --studies 30 --seed 98 &
-python -m training.synth --out "$DATA/phantoms-test" --studies 40 --seed 99 &
-wait
+gen() {  # gen COMMIT|current OUT STUDIES SEED
+    if [ "$1" = current ]; then
+        python -m training.synth --out "$DATA/$2" --studies "$3" --seed "$4"
+        return
+    fi
+    local wt
+    wt=$(mktemp -d)
+    git worktree add --detach "$wt" "$1" >/dev/null
+    (cd "$wt" && python -m training.synth --out "$ROOT/$DATA/$2" --studies "$3" --seed "$4")
+    git worktree remove --force "$wt"
+}
 
-# 2. training (patient-level split of the training folders for per-epoch validation)
-TRAIN=("$DATA/phantoms-a" "$DATA/phantoms-b")
-python training/train_segmenter.py --data "${TRAIN[@]}" --epochs "$EPOCHS_SEG" --image-size 192 \
-    --crop 96 --batch-size 16 --out runs/densenet_unet.keras &
-python training/train_classifier.py --data "${TRAIN[@]}" --arch densenet25d --epochs "$EPOCHS_CLS" \
+# phantoms: every folder from its own seed, so no phantom is shared between them
+gen c3d99a0 phantoms-a 150 2026 & gen c3d99a0 phantoms-b 150 2027 & wait
+gen 29eaf96 ft-3100 70 3100 & gen 29eaf96 ft-3101 70 3101 & wait
+gen current ft-3200 70 3200 & gen current ft-3201 70 3201 & wait
+gen current phantoms-val 30 98 & gen current phantoms-test 40 99 & wait
+
+AB=("$DATA/phantoms-a" "$DATA/phantoms-b")
+B=("$DATA/ft-3100" "$DATA/ft-3101")
+BC=("${B[@]}" "$DATA/ft-3200" "$DATA/ft-3201")
+mkdir -p runs/ft3 runs/seg3 runs/ft4
+
+# A. classifiers from scratch (patient-level split of the folders for per-epoch validation)
+python training/train_classifier.py --data "${AB[@]}" --arch densenet25d --epochs 10 \
     --image-size 192 --out runs/densenet25d.keras
-python training/train_classifier.py --data "${TRAIN[@]}" --arch seed_cnn --epochs "$EPOCHS_SEED" \
+python training/train_classifier.py --data "${AB[@]}" --arch seed_cnn --epochs 8 \
     --image-size 192 --out runs/seed_cnn.keras
+
+# B. classifier fine-tuned with a wider HU offset; segmenter (Conv-BN-ReLU encoder) from scratch
+python training/train_classifier.py --data "${AB[@]}" "${B[@]}" --arch densenet25d \
+    --init runs/densenet25d.keras --lr 1e-3 --epochs 5 --image-size 192 --hu-shift 15 \
+    --workers 2 --out runs/ft3/densenet25d.keras
+python training/train_segmenter.py --data "${AB[@]}" "${B[@]}" --epochs 10 --image-size 192 \
+    --crop 96 --batch-size 16 --workers 2 --out runs/seg3/densenet_unet.keras
+
+# C. both fine-tuned on stage-B and current-generator phantoms (run side by side)
+python training/train_classifier.py --data "${BC[@]}" --arch densenet25d \
+    --init runs/ft3/densenet25d.keras --lr 1e-3 --epochs 5 --image-size 192 --hu-shift 15 \
+    --out runs/ft4/densenet25d.keras &
+python training/train_segmenter.py --data "${BC[@]}" --init runs/seg3/densenet_unet.keras \
+    --lr 1e-3 --epochs 6 --image-size 192 --crop 96 --batch-size 16 \
+    --out runs/ft4/densenet_unet.keras
 wait
 
-# 3. export (parity check; int8 variants kept only if they hold accuracy on phantoms-val)
-python export/to_onnx.py --data "$DATA/phantoms-val"
+# export (parity check; int8 variants kept only if they hold accuracy on phantoms-val)
+python export/to_onnx.py --classifier runs/ft4/densenet25d.keras \
+    --segmenter runs/ft4/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
+    --data "$DATA/phantoms-val"
 
-# 4. the model card's figures: held-out phantoms, plus the real-scan checks when available
+# the model card's figures: held-out phantoms, plus the real-scan checks when available
 python training/evaluate.py --data "$DATA/phantoms-test" --real ../shared/data \
     --out models/evaluation.json
 python export/model_card.py
