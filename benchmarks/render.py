@@ -13,10 +13,13 @@ import json
 import re
 from pathlib import Path
 
+#: runs/bundled: the checkpoints the bundled models were exported from (the last step of
+#: training/make_bundled_models.sh links them there), so Keras runs the same weights
 COMMANDS = """\
-ICHINFER_MODEL_DIR=models ICHINFER_KERAS_DIR=runs \\
+ICHINFER_MODEL_DIR=models ICHINFER_KERAS_DIR=runs/bundled \\
   .venv/bin/python -m pytest benchmarks --benchmark-only --benchmark-json bench.json
-.venv/bin/python benchmarks/footprint.py --model-dir models --keras-dir runs --out footprint.json
+.venv/bin/python benchmarks/footprint.py --model-dir models --keras-dir runs/bundled \\
+  --out footprint.json
 .venv/bin/python benchmarks/render.py bench.json footprint.json > benchmarks/README.md"""
 
 

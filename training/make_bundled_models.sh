@@ -66,6 +66,11 @@ wait
 python export/to_onnx.py --classifier runs/ft4/densenet25d.keras \
     --segmenter runs/ft4/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
     --data "$DATA/phantoms-val"
+# the checkpoints behind the bundled files, for the benchmarks' Keras side (benchmarks/README.md)
+mkdir -p runs/bundled
+ln -sfn ../ft4/densenet25d.keras runs/bundled/densenet25d.keras
+ln -sfn ../ft4/densenet_unet.keras runs/bundled/densenet_unet.keras
+ln -sfn ../seed_cnn.keras runs/bundled/seed_cnn.keras
 
 # the model card's figures: held-out phantoms, plus the real-scan checks when available
 python training/evaluate.py --data "$DATA/phantoms-test" --real ../shared/data \
