@@ -134,10 +134,10 @@ class _Batches(keras.utils.PyDataset):
         slab_mm: float,
         context: int,
         train: bool,
-        seed: int,
-        batch_multiple: int,
-        kernel_augment: bool,
-        hu_shift: float,
+        seed: int = 0,
+        batch_multiple: int = 1,
+        kernel_augment: bool = False,
+        hu_shift: float = 4.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -171,34 +171,11 @@ class _Batches(keras.utils.PyDataset):
 
 
 class ClassifierBatches(_Batches):
-    """Batches of (HU inputs, six labels); ``context=0`` gives the seed CNN's single slab."""
+    """Batches of (HU inputs, six labels); ``context=0`` gives the seed CNN's single slab.
+    Options as :class:`_Batches`."""
 
-    def __init__(
-        self,
-        series: list[SeriesData],
-        *,
-        batch_size: int,
-        slab_mm: float,
-        context: int,
-        train: bool,
-        seed: int = 0,
-        batch_multiple: int = 1,
-        kernel_augment: bool = False,
-        hu_shift: float = 4.0,
-        **kwargs,
-    ):
-        super().__init__(
-            series,
-            batch_size=batch_size,
-            slab_mm=slab_mm,
-            context=context,
-            train=train,
-            seed=seed,
-            batch_multiple=batch_multiple,
-            kernel_augment=kernel_augment,
-            hu_shift=hu_shift,
-            **kwargs,
-        )
+    def __init__(self, series: list[SeriesData], **options):
+        super().__init__(series, **options)
         self._set_samples(classifier_samples(series))
 
     def labels(self) -> np.ndarray:
@@ -216,40 +193,22 @@ class ClassifierBatches(_Batches):
 
 
 class SegmenterBatches(_Batches):
-    """Batches of (HU inputs + prior, mask). Training cuts random crops, biased to bleeds."""
+    """Batches of (HU inputs + prior, mask). Training cuts random crops, biased to bleeds.
+    Other options as :class:`_Batches`."""
 
     def __init__(
         self,
         series: list[SeriesData],
         *,
-        batch_size: int,
-        slab_mm: float,
-        context: int,
-        train: bool,
         crop: int | None = None,
         positive_fraction: float = 0.7,
-        seed: int = 0,
-        batch_multiple: int = 1,
-        kernel_augment: bool = False,
-        hu_shift: float = 4.0,
-        **kwargs,
+        **options,
     ):
-        super().__init__(
-            series,
-            batch_size=batch_size,
-            slab_mm=slab_mm,
-            context=context,
-            train=train,
-            seed=seed,
-            batch_multiple=batch_multiple,
-            kernel_augment=kernel_augment,
-            hu_shift=hu_shift,
-            **kwargs,
-        )
+        super().__init__(series, **options)
         self.crop = crop
         all_samples = segmenter_samples(series)
         has = np.array([series[si].masks[i].any() for si, i in all_samples], dtype=bool)
-        if train:
+        if self.train:
             # every positive slice, and negatives so positives make ~positive_fraction
             pos, neg = all_samples[has], all_samples[~has]
             n_neg = min(len(neg), int(len(pos) * (1 - positive_fraction) / positive_fraction) + 1)
