@@ -413,9 +413,8 @@ def _scanner_effects(
     lat_pts = plane_affine(pose, center, row, col, ps, size)
     shape = (size, size)
     out = gaussian_blur(hu, scanner["psf_sigma_mm"] / ps)
-    halo = scanner.get("halo_fraction", 0.0)
-    if halo > 0:
-        out = (1.0 - halo) * out + halo * gaussian_blur(hu, scanner["halo_sigma_mm"] / ps)
+    halo = scanner["halo_fraction"]
+    out = (1.0 - halo) * out + halo * gaussian_blur(hu, scanner["halo_sigma_mm"] / ps)
     # Hounsfield bar and bone streaks between the petrous ridges
     (pa, da), (pb, db) = (_pixel_of(lat_pts, np.array([s * 33.0, 8.0, -36.0])) for s in (-1, 1))
     near = float(np.exp(-((max(da, db) / 14.0) ** 2)))
