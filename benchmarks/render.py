@@ -196,6 +196,10 @@ def render(bench_path: Path, footprint_path: Path | None, draft: str | None) -> 
         "",
         table(headline(bench, fp), ["figure", "measured", "target", ""]),
         "",
+        "FLOP rates are against numpy's float32 matrix multiply in the same run, which is not "
+        "the CPU's peak: int8 kernels (VNNI) do four times the operations per instruction, and "
+        "onnxruntime's float32 convolutions can beat that reference, so a rate can exceed 100 %.",
+        "",
         "## Every benchmark",
         "",
         details(bench),
