@@ -285,6 +285,16 @@ def predict(path: Path, x: np.ndarray) -> np.ndarray:
     return np.concatenate([sess.run(None, {name: x[i : i + 16]})[0] for i in range(0, len(x), 16)])
 
 
+def thresholds(path: Path, x: np.ndarray, y: np.ndarray, specificity: float) -> dict:
+    """Per label, the lowest threshold with slice-level specificity >= ``specificity`` on
+    ``(x, y)``, for the model at ``path``."""
+    prob = predict(path, x)
+    return {
+        label: specificity_threshold(y[:, k], prob[:, k], specificity)
+        for k, label in enumerate(LABELS)
+    }
+
+
 def score(path: Path, task: str, x: np.ndarray, y: np.ndarray) -> dict:
     pred = predict(path, x)
     if task == "classify":
@@ -367,11 +377,7 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
     if args.data is not None:
         x, y = validation_batches(info, args.data, args.max_series)
         if info["task"] == "classify":
-            prob = predict(out, x)
-            info["thresholds"] = {
-                label: specificity_threshold(y[:, k], prob[:, k], args.threshold_specificity)
-                for k, label in enumerate(LABELS)
-            }
+            info["thresholds"] = thresholds(out, x, y, args.threshold_specificity)
             rule = (
                 f"lowest threshold with slice-level specificity >= "
                 f"{args.threshold_specificity} on {args.data.name}"
@@ -402,10 +408,13 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
         fp32 = score(out, info["task"], x, y)
         qpath = args.out / f"{name}.int8.onnx"
         quantize(out, qpath, x[: args.calibration])
+        qinfo = dict(info)
+        if info["task"] == "classify":  # its own operating point: quantization moves the scores
+            qinfo["thresholds"] = thresholds(qpath, x, y, args.threshold_specificity)
         set_metadata(
             qpath,
             metadata(
-                info,
+                qinfo,
                 name=name,
                 precision="int8",
                 extra={"quantized_from": out.name, "threshold_rule": rule},
@@ -433,6 +442,7 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
                 "task": info["task"],
                 "precision": "int8",
                 "variant_of": out.name,
+                "thresholds": qinfo["thresholds"],
             }
         else:
             qpath.unlink()

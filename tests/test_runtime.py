@@ -85,3 +85,20 @@ def test_explicit_file_outside_a_manifest_is_accepted(tmp_path):
     lone.mkdir()
     shutil.copy(tmp_path / "src" / "tiny_classifier.onnx", lone / "mine.onnx")
     assert models.locate("classify", model=lone / "mine.onnx") == lone / "mine.onnx"
+
+
+def test_bundled_int8_classifiers_carry_their_own_thresholds():
+    """export/to_onnx.py sets an int8 classifier's thresholds on its own validation scores
+    (quantization moves scores near a threshold) and records them in the manifest."""
+    folder = models.bundled_model_dir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    variants = [
+        (name, entry)
+        for name, entry in manifest["models"].items()
+        if entry["precision"] == "int8" and entry["task"] == "classify"
+    ]
+    if not variants:
+        pytest.skip("no int8 classifier among the bundled models")
+    for name, entry in variants:
+        meta = {p.key: p.value for p in onnx.load(str(folder / name)).metadata_props}
+        assert json.loads(meta["ichinfer.thresholds"]) == entry["thresholds"], name
