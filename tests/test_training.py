@@ -68,7 +68,7 @@ def test_sidecars_hold_validation_figures(trained):
     assert 0.0 <= seg["validation"]["dice_pooled"] <= 1.0
 
 
-def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_path):
+def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_path, capsys):
     import keras
 
     import ichinfer
@@ -128,6 +128,14 @@ def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_p
         assert "Min" not in ops and "Max" not in ops and "Sub" not in ops, name
         window_ops = [n.op_type for n in graph.node if n.name.startswith("ichinfer_windows/")]
         assert window_ops.count("Conv") == 1, (name, window_ops)
+
+    # candidates side by side on validation folders (training/compare_models.py)
+    from training import compare_models
+
+    capsys.readouterr()
+    compare_models.main(["--data", str(phantom_data), "--models", str(out / "densenet25d.onnx")])
+    row = [r for r in capsys.readouterr().out.splitlines() if "densenet25d.onnx" in r]
+    assert len(row) == 1 and len(row[0].split("|")) == len(ichinfer.LABELS) + 6
 
     # int8 variants are kept only when accurate, which tiny models may not be: quantize one here
     rng = np.random.default_rng(0)

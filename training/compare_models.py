@@ -12,7 +12,6 @@ checkpoints on validation data only (never the test phantoms or the real scans).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,18 +23,17 @@ import numpy as np  # noqa: E402
 from export.to_onnx import predict, validation_batches  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import roc_auc  # noqa: E402
-from ichinfer.models import PREFIX  # noqa: E402
+from ichinfer.runtime import get_session  # noqa: E402
 
 
 def model_info(path: Path) -> dict:
-    import onnx
-
-    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    """What ``validation_batches`` needs, from the model's own metadata as the runtime reads it."""
+    spec = get_session(path, device="cpu").spec
     return {
-        "task": meta[PREFIX + "task"],
-        "image_size": json.loads(meta[PREFIX + "input_size"])[0],
-        "slab_mm": float(meta[PREFIX + "slab_mm"]),
-        "context": int(meta[PREFIX + "context"]),
+        "task": spec.task,
+        "image_size": spec.input_size[0],
+        "slab_mm": spec.slab_mm,
+        "context": spec.context,
     }
 
 
