@@ -157,7 +157,8 @@ class Series:
         return np.array([s.location_mm for s in self.slices], dtype=np.float64)
 
     def load_hu(self, index: int) -> np.ndarray:
-        """Decode slice ``index`` (in series order) to float32 HU ``(rows, columns)``."""
+        """Decode slice ``index`` (in series order) to float32 HU ``(rows, columns)``, already
+        cleaned (:func:`ichinfer.preprocess.clean_hu`: padding to air, top clipped)."""
         info = self.slices[index]
         if self.source == "nifti":
             from ichinfer import nifti

@@ -96,7 +96,7 @@ def _slabs(series, lo: float, hi: float, n: int):
     """(slab, pixel spacing) at ``n`` positions between fractions ``lo`` and ``hi`` of the
     series, 5 mm thick as ``ichinfer.preprocess.slab`` averages them."""
     loc = series.locations_mm
-    hu = np.stack([preprocess.clean_hu(series.load_hu(i)) for i in range(len(series))])
+    hu = np.stack([series.load_hu(i) for i in range(len(series))])  # cleaned HU
     spacing = float(series.slices[0].pixel_spacing_mm[0])
     for i in np.unique(np.linspace(lo * len(loc), hi * len(loc), n).astype(int)):
         yield preprocess.slab(hu, loc, loc[i], 5.0), spacing

@@ -33,7 +33,7 @@ from ichinfer.metrics import (  # noqa: E402
     sensitivity_specificity,
     weighted_log_loss,
 )
-from ichinfer.preprocess import clean_hu, dense_prior  # noqa: E402
+from ichinfer.preprocess import dense_prior  # noqa: E402
 from training.data import read_rsna_labels  # noqa: E402
 
 KNOWN_NEGATIVE_RSNA = ("ID_63eb1e259", "ID_0000aee4b", "ID_0000f1657")
@@ -86,7 +86,7 @@ def evaluate_segmenter(path: Path, data: Path) -> dict:
     for series in result.series:
         for sl in series.slices:
             truth = read_png(data / "masks" / (Path(sl.path).stem + ".png")) > 0
-            prior = dense_prior(clean_hu(series.source.load_hu(sl.index))) > 0
+            prior = dense_prior(series.source.load_hu(sl.index)) > 0
             a, b = _dice_parts(truth, sl.mask > 0)
             c, d = _dice_parts(truth, prior)
             inter, total, p_inter, p_total = inter + a, total + b, p_inter + c, p_total + d
