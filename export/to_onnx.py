@@ -285,18 +285,16 @@ def predict(path: Path, x: np.ndarray) -> np.ndarray:
     return np.concatenate([sess.run(None, {name: x[i : i + 16]})[0] for i in range(0, len(x), 16)])
 
 
-def thresholds(path: Path, x: np.ndarray, y: np.ndarray, specificity: float) -> dict:
-    """Per label, the lowest threshold with slice-level specificity >= ``specificity`` on
-    ``(x, y)``, for the model at ``path``."""
-    prob = predict(path, x)
+def thresholds(prob: np.ndarray, y: np.ndarray, specificity: float) -> dict:
+    """Per label, the lowest threshold with slice-level specificity >= ``specificity``."""
     return {
         label: specificity_threshold(y[:, k], prob[:, k], specificity)
         for k, label in enumerate(LABELS)
     }
 
 
-def score(path: Path, task: str, x: np.ndarray, y: np.ndarray) -> dict:
-    pred = predict(path, x)
+def score(pred: np.ndarray, task: str, y: np.ndarray) -> dict:
+    """Validation figures of a model's predictions: per-label AUC, or pooled Dice."""
     if task == "classify":
         aucs = {label: roc_auc(y[:, k], pred[:, k]) for k, label in enumerate(LABELS)}
         return {"auc": aucs, "min_auc": float(np.nanmin(list(aucs.values())))}
@@ -376,8 +374,10 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
     rule = "Youden's J on the training-time validation split"
     if args.data is not None:
         x, y = validation_batches(info, args.data, args.max_series)
+        # float32 predictions, needed for the thresholds and the int8 check
+        pred = predict(out, x) if info["task"] == "classify" or not args.no_quantize else None
         if info["task"] == "classify":
-            info["thresholds"] = thresholds(out, x, y, args.threshold_specificity)
+            info["thresholds"] = thresholds(pred, y, args.threshold_specificity)
             rule = (
                 f"lowest threshold with slice-level specificity >= "
                 f"{args.threshold_specificity} on {args.data.name}"
@@ -405,12 +405,13 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
     }
     print(f"{out}: converted in {time.time() - t0:.1f} s, max |Keras - ORT| = {diff:.2e}")
     if x is not None and not args.no_quantize:
-        fp32 = score(out, info["task"], x, y)
+        fp32 = score(pred, info["task"], y)
         qpath = args.out / f"{name}.int8.onnx"
         quantize(out, qpath, x[: args.calibration])
+        qpred = predict(qpath, x)
         qinfo = dict(info)
         if info["task"] == "classify":  # its own operating point: quantization moves the scores
-            qinfo["thresholds"] = thresholds(qpath, x, y, args.threshold_specificity)
+            qinfo["thresholds"] = thresholds(qpred, y, args.threshold_specificity)
         set_metadata(
             qpath,
             metadata(
@@ -420,7 +421,7 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
                 extra={"quantized_from": out.name, "threshold_rule": rule},
             ),
         )
-        int8 = score(qpath, info["task"], x, y)
+        int8 = score(qpred, info["task"], y)
         if info["task"] == "classify":
             keep = int8["min_auc"] >= fp32["min_auc"] - 0.01 and all(
                 int8["auc"][k] >= fp32["auc"][k] - 0.01
