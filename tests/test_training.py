@@ -133,9 +133,13 @@ def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_p
     from training import compare_models
 
     capsys.readouterr()
-    compare_models.main(["--data", str(phantom_data), "--models", str(out / "densenet25d.onnx")])
-    row = [r for r in capsys.readouterr().out.splitlines() if "densenet25d.onnx" in r]
+    models = [str(out / "densenet25d.onnx"), str(out / "densenet_unet.onnx")]
+    compare_models.main(["--data", str(phantom_data), "--models", *models])
+    printed = capsys.readouterr().out.splitlines()
+    row = [r for r in printed if "densenet25d.onnx" in r]
     assert len(row) == 1 and len(row[0].split("|")) == len(ichinfer.LABELS) + 6
+    row = [r for r in printed if "densenet_unet.onnx" in r]
+    assert len(row) == 1 and len(row[0].split("|")) == 4 + 4, row  # Dice, Dice, marked, area
 
     # int8 variants are kept only when accurate, which tiny models may not be: quantize one here
     rng = np.random.default_rng(0)

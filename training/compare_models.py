@@ -1,11 +1,13 @@
-"""Classifiers side by side on validation phantoms: per-label AUC over the union of the folders.
+"""Models side by side on validation phantoms, over the union of the folders.
 
     python training/compare_models.py --data data/phantoms-val data/phantoms-val2a \
         --models runs/ft3/models/densenet25d.onnx runs/ft4/models/densenet25d.onnx
 
 Inputs are built the way training and export build them (``export.to_onnx.validation_batches``,
-the model's own metadata for size, slabs and context). Prints a Markdown table: one row per
-model, each label's AUC, their mean and their minimum. Used to choose between candidate
+the model's own metadata for size, slabs and context). Prints a Markdown table per task:
+classifiers get each label's AUC, their mean and their minimum; segmenters get pooled Dice, mean
+Dice over bleeding slices, and the share of bleed-free slices where they mark anything (with the
+mean area marked there, in pixels of the model grid). Used to choose between candidate
 checkpoints on validation data only (never the test phantoms or the real scans).
 """
 
@@ -22,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from export.to_onnx import predict, validation_batches  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
-from ichinfer.metrics import roc_auc  # noqa: E402
+from ichinfer.metrics import dice, roc_auc  # noqa: E402
 from ichinfer.runtime import get_session  # noqa: E402
 
 
@@ -42,18 +44,52 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, nargs="+", required=True)
     p.add_argument("--models", type=Path, nargs="+", required=True)
     args = p.parse_args(argv)
-    heads = " | ".join(LABELS)
-    print(f"| model | slices | {heads} | mean | lowest |")
-    print("|" + " --- |" * (len(LABELS) + 4))
-    for path in args.models:
-        info = model_info(path)
-        xs, ys = zip(*(validation_batches(info, d, None) for d in args.data), strict=True)
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        prob = predict(path, x)
-        aucs = [roc_auc(y[:, k], prob[:, k]) for k in range(len(LABELS))]
-        cells = " | ".join(f"{a:.3f}" for a in aucs)
-        print(f"| `{path}` | {len(y)} | {cells} | {np.mean(aucs):.3f} | {np.min(aucs):.3f} |")
+    infos = {path: model_info(path) for path in args.models}
+    for task, heads in (
+        ("classify", [*LABELS, "mean", "lowest"]),
+        (
+            "segment",
+            [
+                "Dice pooled",
+                "Dice mean (bleeding slices)",
+                "bleed-free slices marked",
+                "px marked there (mean)",
+            ],
+        ),
+    ):
+        paths = [path for path in args.models if infos[path]["task"] == task]
+        if not paths:
+            continue
+        print(f"| model | slices | {' | '.join(heads)} |")
+        print("|" + " --- |" * (len(heads) + 2))
+        for path in paths:
+            xs, ys = zip(
+                *(validation_batches(infos[path], d, None) for d in args.data), strict=True
+            )
+            x, y = np.concatenate(xs), np.concatenate(ys)
+            cells_of = classifier_cells if task == "classify" else segmenter_cells
+            cells = cells_of(predict(path, x), y)
+            print(f"| `{path}` | {len(y)} | {' | '.join(cells)} |")
+        print()
     return 0
+
+
+def classifier_cells(prob: np.ndarray, y: np.ndarray) -> list[str]:
+    aucs = [roc_auc(y[:, k], prob[:, k]) for k in range(len(LABELS))]
+    return [f"{a:.3f}" for a in [*aucs, np.mean(aucs), np.min(aucs)]]
+
+
+def segmenter_cells(prob: np.ndarray, y: np.ndarray) -> list[str]:
+    masks, truth = prob[..., 0] >= 0.5, y > 0
+    bleeding = truth.any(axis=(1, 2))
+    per_slice = [dice(t, m) for t, m in zip(truth[bleeding], masks[bleeding], strict=True)]
+    marked = masks[~bleeding].sum(axis=(1, 2))
+    return [
+        f"{dice(truth, masks):.3f}",
+        f"{np.mean(per_slice):.3f}",
+        f"{np.mean(marked > 0):.1%}",
+        f"{marked.mean():.1f}",
+    ]
 
 
 if __name__ == "__main__":

@@ -155,6 +155,10 @@ class HeadParams:
     # beam hardening ("cupping"): brain next to the inner table reads brighter than at the centre
     cupping_hu: float = 0.0
     cupping_mm: float = 8.0
+    # dural folds as thick and dense as real ones (the falx of CQ500 reads 50-80 HU over 1-3 mm
+    # on 5 mm slabs), and extracranial muscle at real densities: both mimic blood
+    falx_mm: float = 0.8  # falx and tentorium thickness
+    muscle_hu: float = 40.0  # temporalis, masseter, pterygoids, neck
 
 
 def sample_head(rng: np.random.Generator, *, mimics: bool) -> HeadParams:
@@ -183,7 +187,7 @@ def sample_head(rng: np.random.Generator, *, mimics: bool) -> HeadParams:
         bone_hu=rng.uniform(1200.0, 1700.0),
         diploe_hu=rng.uniform(350.0, 750.0),
         sinus_hu=rng.uniform(55.0, 68.0) if mimics and rng.random() < 0.5 else rng.uniform(38, 50),
-        falx_hu=rng.uniform(45.0, 62.0),
+        falx_hu=rng.uniform(45.0, 78.0),
         pineal_calc_hu=rng.uniform(100, 300) if rng.random() < calc_p else 0.0,
         choroid_calc_hu=rng.uniform(80, 220) if rng.random() < calc_p else 0.0,
         falx_calc=falx_calc,
@@ -193,6 +197,8 @@ def sample_head(rng: np.random.Generator, *, mimics: bool) -> HeadParams:
         sulcal_scale=float(np.clip(rng.uniform(0.25, 1.1) + atrophy, 0.25, 1.2)),
         cupping_hu=float(rng.uniform(2.0, 20.0)),
         cupping_mm=float(rng.uniform(3.0, 15.0)),
+        falx_mm=float(rng.uniform(0.8, 2.6)),
+        muscle_hu=float(rng.uniform(42.0, 66.0)),
     )
 
 
@@ -337,7 +343,10 @@ class HeadModel:
         d_head = np.minimum(np.minimum(d_icv - t_skull - scalp, face), neck)
         soft = d_head < 0
         fat = soft & (d_head > -F32(p.scalp_mm) * 0.7) & (d_head < -1.2) & (z > -20.0)
-        hu[soft] = F32(40.0) + F32(4.0) * self.texture(x[soft], y[soft], z[soft])
+        # scalp (galea, ~40 HU) over the vault; muscle (temporalis, face, neck) at its own density
+        muscle = F32(p.muscle_hu - 40.0) * np.maximum(temporal, sigmoid((F32(-12.0) - z) / F32(4)))
+        tex = self.texture(x, y, z)
+        hu[soft] = (F32(40.0) + muscle + F32(4.0) * tex)[soft]
         hu[fat] = F32(-95.0)
         subq = soft & (face < 0) & (z < -12.0) & (face > -8.0) & (face < -1.5)
         hu[subq] = F32(-90.0)
@@ -362,7 +371,7 @@ class HeadModel:
         brain = np.where(cortex, F32(p.gm_hu), F32(p.wm_hu))
         brain = np.where(reg["infra"], F32(p.gm_hu - 3.0), brain)
         brain = np.where(reg["brainstem"], F32(p.wm_hu + 4.0), brain)
-        brain = brain + F32(1.5) * self.texture(x, y, z)
+        brain = brain + F32(1.5) * tex
         hu = np.where(inside, brain, hu)
         self._paint_deep(lat, hu)
         hu[reg["csf_space"] | reg["ventricle"]] = F32(p.csf_hu)
@@ -396,11 +405,12 @@ class HeadModel:
         p = self.p
         x, y, z = lat.x, lat.y, lat.z
         inside, depth = reg["inside"], reg["depth"]
-        falx = inside & (np.abs(x) < 0.4) & (z > self.fissure_floor_z(y)) & ~reg["infra"]
+        half = F32(p.falx_mm / 2.0)
+        falx = inside & (np.abs(x) < half) & (z > self.fissure_floor_z(y)) & ~reg["infra"]
         hu[falx] = F32(p.falx_hu)
         zt = self.tentorium_z(x, y)
-        tent = inside & (np.abs(z - zt) < 0.7) & (y > 12.0 + 0.02 * x * x) & (depth > 1.0)
-        hu[tent] = F32(p.falx_hu - 10.0)
+        tent = inside & (np.abs(z - zt) < half) & (y > 12.0 + 0.02 * x * x) & (depth > 1.0)
+        hu[tent] = F32(p.falx_hu - 5.0)
         # venous sinuses: superior sagittal (triangle at the inner table), transverse, straight
         sss = inside & (depth < 8.0) & (np.abs(x) < (8.0 - depth) * 0.7) & (z > -15.0)
         trans = inside & (depth < 6.0) & (np.abs(z - zt) < 4.0) & (y > 40.0)
@@ -466,6 +476,23 @@ class HeadModel:
                 m &= np.abs(xs) > 1.2
             sub = hu[win]
             sub[m] = F32(-1000.0)
+        # mandibular rami (cortex around marrow) and zygomatic arches, outside the skull
+        for side in (-1.0, 1.0):
+            rc = (side * 46.0, -4.0, -75.0)
+            win = lat.window(np.array(rc), 34.0)
+            if win is not None:
+                xs, ys, zs = lat.pts(win)
+                sub, t = hu[win], tissue[win] & (d_icv[win] > 0)
+                ramus = ellipsoid_sdf(xs, ys, zs, rc, (4.5, 15.0, 32.0))
+                sub[t & (ramus < 0)] = F32(p.bone_hu * 0.9)
+                sub[t & (ramus < -1.8)] = F32(p.diploe_hu)
+            zc = (side * 58.0, -22.0, -44.0)
+            win = lat.window(np.array(zc), 28.0)
+            if win is not None:
+                xs, ys, zs = lat.pts(win)
+                arch = ellipsoid_sdf(xs, ys, zs, zc, (3.0, 26.0, 4.5))
+                sub = hu[win]
+                sub[tissue[win] & (d_icv[win] > 0) & (arch < 0)] = F32(p.bone_hu * 0.9)
         # orbits: fat cone, globe, lens
         for side in (-1.0, 1.0):
             oc = (side * 30.0, -62.0, -32.0)
