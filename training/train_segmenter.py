@@ -101,7 +101,16 @@ def main(argv: list[str] | None = None) -> int:
         default=480,
         help="validation slices scored every epoch (all of them at the end)",
     )
+    p.add_argument(
+        "--positive-fraction",
+        type=float,
+        default=0.7,
+        help="share of training slices with a bleed (the rest: bleed-free slices, mimics "
+        "included; default 0.7)",
+    )
     args = p.parse_args(argv)
+    if not 0.0 < args.positive_fraction <= 1.0:
+        p.error(f"--positive-fraction must be in (0, 1], not {args.positive_fraction}")
     common.setup_logging()
     keras.utils.set_random_seed(args.seed)
     series = [s for s in common.load_series(args, with_masks=True) if s.masks is not None]
@@ -113,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         train=True,
         batch_size=args.batch_size,
         crop=args.crop or None,
+        positive_fraction=args.positive_fraction,
         seed=args.seed,
         batch_multiple=common.replicas(args),
         **kw,
