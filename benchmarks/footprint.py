@@ -6,7 +6,8 @@ Measures, each in fresh subprocesses (median of ``--repeat``):
 * ``import ichinfer`` time, and whether TensorFlow/Keras ended up in ``sys.modules``;
   ``import tensorflow`` / ``import keras`` time beside it;
 * peak resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) of a classify + segment
-  run on the CQ500 series (``../shared/data/cq500-ct0``);
+  run on the CQ500 series (``../shared/data/cq500-ct0``), and of the same run with two decode
+  processes (``ICHINFER_DECODE_PROCESSES=2``): PSS summed over every process, from /proc;
 * installed size of the runtime distributions (ichinfer's requirements, recursively, from
   ``importlib.metadata`` file lists) next to tensorflow-cpu + keras and their requirements;
 * a cold CLI call: process start to the first result, ``ichinfer classify`` against a small
@@ -65,6 +66,50 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, len(r1.slices),
 def peak_rss(model_dir: Path, path: Path) -> dict:
     rss, n1, n2 = _run(_PEAK.format(model_dir=str(model_dir), path=str(path))).split()
     return {"peak_rss_bytes": int(rss), "slices": int(n1), "series": str(path.name)}
+
+
+# the same run with decode worker processes: the proportional set size (PSS: shared pages split
+# between the processes sharing them) of this process and of every process under it (fork
+# server, workers), summed, sampled every 20 ms from /proc (Linux)
+_TREE_SAMPLER = """
+import os, threading, time
+def tree_pss(root):
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    tree, grew = {root}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0
+    for p in tree:  # proportional set size: pages shared between the processes counted once
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                total += next(int(l.split()[1]) for l in f if l.startswith("Pss:")) * 1024
+        except (OSError, StopIteration):
+            pass
+    return total
+peak, done = [0], threading.Event()
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], tree_pss(os.getpid()))
+        time.sleep(0.02)
+threading.Thread(target=sample, daemon=True).start()
+"""
+
+
+def peak_tree_pss(model_dir: Path, path: Path, processes: int) -> dict:
+    code = _TREE_SAMPLER + _PEAK.format(model_dir=str(model_dir), path=str(path)).replace(
+        "print(", "done.set()\nprint(peak[0], ")
+    tree, rss, n1, _ = _run(code, env={"ICHINFER_DECODE_PROCESSES": str(processes)}).split()
+    return {"peak_tree_pss_bytes": int(tree), "peak_rss_bytes": int(rss), "slices": int(n1),
+            "decode_processes": processes, "series": str(path.name)}
 
 
 def _dist_name(req: str) -> str | None:
@@ -196,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     result["installed"] = installed_sizes()
     if CQ500.is_dir():
         result["peak_memory"] = peak_rss(args.model_dir, CQ500)
+        result["peak_memory_decode_processes"] = peak_tree_pss(args.model_dir, CQ500, 2)
     else:
         result["peak_memory"] = {"skipped": f"{CQ500} is absent"}
     # one slice, so the figure is start-up + first result, not the decode of a whole series

@@ -116,7 +116,18 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
             rows.append([f"{b['extra_info']['model']} batch 32: achieved FLOP rate / matmul rate",
                          f"{achieved / rate:.0%} ({achieved / 1e9:.1f} GFLOP/s, "
                          f"{fl / 1e9:.2f} GFLOP/slice)", "≥ 40%", _ok(achieved / rate >= 0.4)])
-    for b in bench.find(r"test_(classify|segment|classify_and_segment)_(40|cq500)"):
+    procs = bench.one(r"test_cq500_decode_processes\[classify_and_segment\]")
+    if procs and both:
+        rows.append(["CQ500 classify + segment with 2 decode processes (opt-in)",
+                     f"{_ms(Bench.median(procs))} ({Bench.median(both) / Bench.median(procs):.2f}× "
+                     "the default)", "(no target)", "—"])
+    mem = fp.get("peak_memory_decode_processes", {})
+    if "peak_tree_pss_bytes" in mem:
+        tree = mem["peak_tree_pss_bytes"]
+        rows.append(["peak memory, same run with 2 decode processes (PSS of all processes, "
+                     "summed)", f"{tree / 2**20:.0f} MiB", "≤ 400 MB", _ok(tree <= 400e6)])
+    for b in [*bench.find(r"test_(classify|segment|classify_and_segment)_(40|cq500)"),
+              *bench.find(r"test_cq500_decode_processes\[.+\]")]:
         frac = b["extra_info"].get("decode_preprocess_fraction")
         if frac is None:
             continue
@@ -144,7 +155,7 @@ def details(bench: Bench) -> str:
             info = b["extra_info"]
             notes = []
             for key in ("engine", "provider", "intra_op_threads", "transfer_syntax",
-                        "decode_threads", "slices"):
+                        "decode_threads", "decode_processes", "slices"):
                 if key in info:
                     notes.append(f"{key}={info[key]}")
             if "stages_s" in info:

@@ -157,3 +157,22 @@ def test_classify_and_segment_cq500(benchmark, monkeypatch, tmp_path, classifier
     _run(benchmark, monkeypatch, tmp_path, "classify + segment CQ500 (238 slices, one decode)",
          lambda out: _both(classifier, segmenter, cq500, out), (classifier, segmenter), 238,
          rounds=3)
+
+
+@pytest.mark.parametrize("task", ["classify", "classify_and_segment"])
+def test_cq500_decode_processes(benchmark, monkeypatch, tmp_path, classifier, segmenter, cq500,
+                                task) -> None:
+    """As above with ``ICHINFER_DECODE_PROCESSES=2``: slices decoded by two worker processes.
+    The pool starts in the warm-up round and is reused, as it is across a CLI run's series."""
+    from ichinfer.pipeline import DECODE_PROCESSES_ENV
+
+    monkeypatch.setenv(DECODE_PROCESSES_ENV, "2")
+    if task == "classify":
+        _run(benchmark, monkeypatch, tmp_path, "classify CQ500 (238 slices), 2 decode processes",
+             lambda out: _classify(classifier, cq500, out), (classifier,), 238, rounds=3)
+    else:
+        _run(benchmark, monkeypatch, tmp_path,
+             "classify + segment CQ500 (238 slices, one decode), 2 decode processes",
+             lambda out: _both(classifier, segmenter, cq500, out), (classifier, segmenter), 238,
+             rounds=3)
+    benchmark.extra_info.update(decode_processes=2)

@@ -52,13 +52,19 @@ def test_scan_headers_cq500(benchmark, cq500: Path) -> None:
     assert n == 238
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_decode_series_cq500(benchmark, cq500: Path, workers: int, monkeypatch) -> None:
-    """All 238 CQ500 slices to HU on the 192² grid (PreparedSeries.decode), by decode threads."""
-    from ichinfer.pipeline import DECODE_THREADS_ENV, PreparedSeries
+@pytest.mark.parametrize("workers", [1, 2, "2 processes"])
+def test_decode_series_cq500(benchmark, cq500: Path, workers, monkeypatch) -> None:
+    """All 238 CQ500 slices to HU on the 192² grid (PreparedSeries.decode), by decode threads
+    or (``ICHINFER_DECODE_PROCESSES``) worker processes, whose pool starts in a warm-up round."""
+    from ichinfer.pipeline import DECODE_PROCESSES_ENV, DECODE_THREADS_ENV, PreparedSeries
 
-    monkeypatch.setenv(DECODE_THREADS_ENV, str(workers))
+    processes = 2 if workers == "2 processes" else 0
+    threads = 1 if processes else workers
+    monkeypatch.setenv(DECODE_THREADS_ENV, str(threads))
+    monkeypatch.setenv(DECODE_PROCESSES_ENV, str(processes))
     series = dicom.read_series(str(cq500))
     benchmark.group = "decode a series onto the model grid"
-    benchmark.extra_info.update(slices=len(series.slices), decode_threads=workers)
-    benchmark.pedantic(lambda: PreparedSeries(series).decode([192]), rounds=3, iterations=1)
+    benchmark.extra_info.update(slices=len(series.slices), decode_threads=threads,
+                                decode_processes=processes)
+    benchmark.pedantic(lambda: PreparedSeries(series).decode([192]), rounds=3, iterations=1,
+                       warmup_rounds=1 if processes else 0)

@@ -8,9 +8,13 @@ a session in batches without holding more than a batch of inputs at once.
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -24,6 +28,7 @@ from ichinfer.runtime import Session
 
 PathInput = str | os.PathLike | Sequence[str | os.PathLike]
 DECODE_THREADS_ENV = "ICHINFER_DECODE_THREADS"
+DECODE_PROCESSES_ENV = "ICHINFER_DECODE_PROCESSES"
 T = TypeVar("T")
 
 
@@ -118,8 +123,22 @@ class PreparedSeries:
         slices = self.series.slices
         n = len(slices)
         stacks = {s: np.empty((n, s, s), dtype=np.float32) for s in todo}
+        single_frame = self.series.source == "dicom" and all(x.frame is None for x in slices)
+        processes = min(decode_processes(), n)
         workers = min(decode_threads(), n)
-        if workers > 1 and self.series.source == "dicom" and all(x.frame is None for x in slices):
+        if processes > 1 and single_frame:
+            pool = _process_pool(processes)
+            paths = [x.path for x in slices]
+            chunk = max(1, n // (4 * processes))
+            try:  # in order: the first failing slice raises (its error names the file)
+                results = pool.map(_decode_file, paths, [todo] * n, chunksize=chunk)
+                for i, grids in enumerate(results):
+                    for s, g in zip(todo, grids, strict=True):
+                        stacks[s][i] = g
+            except BrokenProcessPool:  # a worker died (killed, out of memory): next time, anew
+                _shutdown_pool(forget=True)
+                raise
+        elif workers > 1 and single_frame:
 
             def put(i: int) -> None:
                 hu = self.series.load_hu(i)  # already clean HU
@@ -139,18 +158,73 @@ class PreparedSeries:
         self.grids.update(stacks)
 
 
+def _env_count(name: str, default: int, minimum: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+    if n < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, not {n}")
+    return n
+
+
 def decode_threads() -> int:
     """Threads that decode a series: ``ICHINFER_DECODE_THREADS`` → min(4, CPUs); 1 = in order."""
-    raw = os.environ.get(DECODE_THREADS_ENV)
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError:
-            raise ValueError(f"{DECODE_THREADS_ENV} must be an integer, not {raw!r}") from None
-        if n < 1:
-            raise ValueError(f"{DECODE_THREADS_ENV} must be >= 1, not {n}")
-        return n
-    return min(4, os.cpu_count() or 1)
+    return _env_count(DECODE_THREADS_ENV, min(4, os.cpu_count() or 1), 1)
+
+
+def decode_processes() -> int:
+    """Worker processes that decode a series: ``ICHINFER_DECODE_PROCESSES``, default 0 (off).
+
+    The pixel codecs (JPEG Lossless, JPEG 2000) and pydicom's parsing hold the GIL, so threads
+    do not decode in parallel; processes do, at the cost of their own memory (each worker
+    imports pydicom, numpy and OpenCV) and of a start-up on first use. Off by default;
+    ``benchmarks/README.md`` measures both ways."""
+    return _env_count(DECODE_PROCESSES_ENV, 0, 0)
+
+
+def _decode_file(path: str, sizes: Sequence[int]) -> list[np.ndarray]:
+    """Worker side: one single-frame DICOM file to clean HU, then onto each grid size."""
+    hu = dicom.read_hu(path)
+    return [to_model_grid(hu, s) for s in sizes]
+
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+
+
+def _process_pool(processes: int) -> ProcessPoolExecutor:
+    """One pool per process, kept for later series and shut down at exit.
+
+    Workers come from a fork server (``spawn`` where there is none), never by forking this
+    process: it runs onnxruntime's threads, and a fork copies none of them but every lock."""
+    global _POOL, _POOL_SIZE
+    import multiprocessing as mp
+
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_SIZE != processes:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False, cancel_futures=True)
+            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+            ctx = mp.get_context(method)
+            if method == "forkserver":
+                ctx.set_forkserver_preload(["ichinfer.pipeline"])
+            _POOL, _POOL_SIZE = ProcessPoolExecutor(processes, mp_context=ctx), processes
+        return _POOL
+
+
+@atexit.register
+def _shutdown_pool(forget: bool = False) -> None:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None and not sys.is_finalizing():
+            _POOL.shutdown(wait=not forget, cancel_futures=True)
+        if forget:
+            _POOL = None
 
 
 def run_batched(

@@ -1,0 +1,77 @@
+"""Decoding a series onto the model grid: in order, by threads, or by worker processes
+(``ICHINFER_DECODE_PROCESSES``) — the same grids every way, and the same clear errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ichinfer import dicom
+from ichinfer.errors import InvalidInputError
+from ichinfer.pipeline import DECODE_PROCESSES_ENV, DECODE_THREADS_ENV, PreparedSeries
+
+WAYS = {
+    "in order": {DECODE_THREADS_ENV: "1", DECODE_PROCESSES_ENV: "0"},
+    "threads": {DECODE_THREADS_ENV: "2", DECODE_PROCESSES_ENV: "0"},
+    "processes": {DECODE_THREADS_ENV: "1", DECODE_PROCESSES_ENV: "2"},
+}
+
+
+def _decode(folder: Path, way: str, monkeypatch) -> dict[int, np.ndarray]:
+    for name, value in WAYS[way].items():
+        monkeypatch.setenv(name, value)
+    prepared = PreparedSeries(dicom.read_series(str(folder)))
+    prepared.decode([32, 48])
+    return prepared.grids
+
+
+def test_every_way_gives_the_same_grids(phantom_study, monkeypatch) -> None:
+    ref = _decode(phantom_study.folder, "in order", monkeypatch)
+    assert set(ref) == {32, 48} and len(ref[32]) == phantom_study.n_slices
+    for way in ("threads", "processes"):
+        grids = _decode(phantom_study.folder, way, monkeypatch)
+        for size in ref:
+            np.testing.assert_array_equal(grids[size], ref[size], err_msg=way)
+
+
+@pytest.mark.parametrize("way", list(WAYS))
+def test_a_broken_slice_is_named(phantom_study, tmp_path, way, monkeypatch) -> None:
+    folder = tmp_path / "series"
+    shutil.copytree(phantom_study.folder, folder)
+    series = dicom.read_series(str(folder))
+    victim = Path(series.slices[len(series.slices) // 2].path)
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) - 5000])  # pixel data cut short after the scan
+    for name, value in WAYS[way].items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidInputError, match=victim.name):
+        PreparedSeries(series).decode([32])
+
+
+@pytest.mark.parametrize("value", ["many", "-1"])
+def test_bad_process_count(phantom_study, value, monkeypatch) -> None:
+    monkeypatch.setenv(DECODE_PROCESSES_ENV, value)
+    prepared = PreparedSeries(dicom.read_series(str(phantom_study.folder)))
+    with pytest.raises(ValueError, match=DECODE_PROCESSES_ENV):
+        prepared.decode([32])
+
+
+def test_a_dead_worker_is_replaced(phantom_study, monkeypatch) -> None:
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    from ichinfer import pipeline
+
+    for name, value in WAYS["processes"].items():
+        monkeypatch.setenv(name, value)
+    series = dicom.read_series(str(phantom_study.folder))
+    PreparedSeries(series).decode([32])
+    for pid in list(pipeline._POOL._processes):  # noqa: SLF001 - the test kills a worker
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(BrokenProcessPool):
+        PreparedSeries(series).decode([32])
+    assert len(PreparedSeries(series).grid(32)) == len(series.slices)  # a fresh pool
