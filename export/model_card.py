@@ -103,6 +103,18 @@ def real_rows(evaluation: dict) -> list[str]:
     return rows
 
 
+def real_segmenter_rows(evaluation: dict) -> list[str]:
+    rows = [
+        "| model | CQ500-CT-0 slices with any mask | volume marked (all of it false) |",
+        "| --- | --- | --- |",
+    ]
+    for r in evaluation.get("real_segmenters", []):
+        cq = r["cq500_ct0"]
+        marked = f"{cq['slices_marked']} / {cq['slices']}"
+        rows.append(f"| `{r['model']}` | {marked} | {cq['volume_ml']:.1f} mL |")
+    return rows
+
+
 def real_label_rows(evaluation: dict) -> list[str]:
     rows = [
         "| model | " + " | ".join(f"{SHORT[k]} flagged" for k in LABELS) + " |",
@@ -221,7 +233,13 @@ CANDIDATES = (
         "stage B (classifier with `--hu-shift 15`; Conv-BN-ReLU segmenter)",
         "training/trials/stage-b-evaluation.json",
     ),
+    (
+        "stage C (bundled before: phantoms without dense dural folds or muscle at real density)",
+        "training/trials/stage-c-evaluation.json",
+    ),
 )
+#: the stage the bundled models come from (``training/make_bundled_models.sh``)
+BUNDLED_STAGE = "D"
 
 
 def candidate_rows(evaluation: dict, root: Path = ROOT) -> list[str]:
@@ -233,19 +251,23 @@ def candidate_rows(evaluation: dict, root: Path = ROOT) -> list[str]:
         low = min(auc, key=auc.get)
         cq = f"{real['cq500_ct0']['flagged_any']} / {real['cq500_ct0']['slices']}" if real else "—"
         neg = f"{real['rsna_known_negatives_flagged']} / 3" if real else "—"
+        marked = next(
+            (r for r in ev.get("real_segmenters", []) if r["model"] == "densenet_unet.onnx"), None
+        )
+        ml = f"{marked['cq500_ct0']['volume_ml']:.1f} mL" if marked else "—"
         return (
             f"| {name} | {f3(auc['any'])} | {f3(sum(auc.values()) / len(auc))} | "
-            f"{f3(auc[low])} ({low}) | {f3(seg['dice_pooled'])} | {cq} | {neg} |"
+            f"{f3(auc[low])} ({low}) | {f3(seg['dice_pooled'])} | {cq} | {neg} | {ml} |"
         )
 
     rows = [
         "| candidate | `any` AUC | mean label AUC | lowest label AUC | Dice (pooled) | "
-        "CQ500 slices flagged `any` | known negatives flagged |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "CQ500 slices flagged `any` | known negatives flagged | CQ500 volume segmented |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, path in CANDIDATES:
         rows.append(row(name, json.loads((root / path).read_text())))
-    rows.append(row("**bundled (stage C)**", evaluation))
+    rows.append(row(f"**bundled (stage {BUNDLED_STAGE})**", evaluation))
     return rows
 
 
@@ -259,6 +281,7 @@ def render(manifest: dict, evaluation: dict, template: str) -> str:
         "SEGMENTERS": segmenter_rows(evaluation),
         "REAL": real_rows(evaluation),
         "REAL-LABELS": real_label_rows(evaluation),
+        "REAL-SEGMENTERS": real_segmenter_rows(evaluation),
         "QUANT": quant_rows(manifest),
         "CANDIDATES": candidate_rows(evaluation),
     }

@@ -8,8 +8,8 @@ for training, or real RSNA data), every classifier in the model folder is scored
 (per-label ROC AUC, RSNA weighted log loss, sensitivity/specificity at the model's default
 thresholds) and the segmenter by Dice against ``masks/`` on each slice's own grid, next to plain
 50–90 HU masking inside the skull; series volumes are compared with ``studies.csv`` when
-present. ``--real`` adds the checks on real scans: the share of CQ500 slices flagged ``any`` and
-the known-negative RSNA samples.
+present. ``--real`` adds the checks on real scans: the share of CQ500 slices flagged ``any``, the
+known-negative RSNA samples, and what each segmenter marks on CQ500 (slices and mL, all false).
 """
 
 from __future__ import annotations
@@ -163,6 +163,26 @@ def real_checks(path: Path, shared: Path) -> dict:
     return out
 
 
+def real_segmenter_checks(path: Path, shared: Path) -> dict | None:
+    """On the real normal CQ500 series: what the segmenter marks (all of it is false)."""
+    cq = shared / "cq500-ct0"
+    if not cq.is_dir():
+        return None
+    seg = ichinfer.Segmenter(path, device="cpu")
+    t0 = time.time()
+    r = seg.segment(cq)
+    slices = [sl for series in r.series for sl in series.slices]
+    return {
+        "model": path.name,
+        "cq500_ct0": {
+            "slices": len(slices),
+            "slices_marked": int(sum(bool(sl.mask.any()) for sl in slices)),
+            "volume_ml": round(float(sum(series.volume_ml for series in r.series)), 2),
+            "seconds": round(time.time() - t0, 2),
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True)
@@ -181,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                 report["real"].append(real_checks(path, args.real))
         elif entry.get("task") == "segment":
             report["segmenters"].append(evaluate_segmenter(path, args.data))
+            real = real_segmenter_checks(path, args.real) if args.real else None
+            if real:
+                report.setdefault("real_segmenters", []).append(real)
         print(json.dumps(report, indent=1)[-600:], flush=True)
     text = json.dumps(report, indent=2)
     if args.out:

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# About three hours on 2 CPU cores. DATA (default data/) receives the phantoms, runs/
+# About three and a half hours on 2 CPU cores. DATA (default data/) receives the phantoms, runs/
 # the Keras checkpoints.
 #
-# The models grew with the phantom generator, in three stages, each on phantoms from the
+# The models grew with the phantom generator, in four stages, each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
 #   B. commit 29eaf96's generator (young brains, cupping, Gaussian PSF, five-plane partial
 #      volume): the classifier fine-tuned with --hu-shift 15, the segmenter trained from scratch;
-#   C. the current generator (bone bloom, stronger cupping): both fine-tuned again.
-# Validation (default thresholds, the int8 check) and test phantoms come from the current one.
-# Stage A ran with commit c3d99a0's training code, B and C with this commit's: a rerun follows
+#   C. commit 2e9621c's generator (bone bloom, stronger cupping): both fine-tuned again;
+#   D. the current generator (falx and tentorium as thick and dense as real ones, muscle at
+#      real density, mandible): both fine-tuned again, the segmenter on 45 % bleeding slices.
+# Validation (default thresholds, the int8 check) and test phantoms come from 2e9621c's
+# generator, and one more validation seed from the current one (the stage-D choice).
+# Stage A ran with commit c3d99a0's training code, B to D with later commits': a rerun follows
 # the same recipe, not the same bits (models/README.md records what was run and when).
 set -euo pipefail
 DATA=${DATA:-data}
@@ -32,13 +35,16 @@ gen() {  # gen COMMIT|current OUT STUDIES SEED
 # phantoms: every folder from its own seed, so no phantom is shared between them
 gen c3d99a0 phantoms-a 150 2026 & gen c3d99a0 phantoms-b 150 2027 & wait
 gen 29eaf96 ft-3100 70 3100 & gen 29eaf96 ft-3101 70 3101 & wait
-gen current ft-3200 70 3200 & gen current ft-3201 70 3201 & wait
-gen current phantoms-val 30 98 & gen current phantoms-test 40 99 & wait
+gen 2e9621c ft-3200 70 3200 & gen 2e9621c ft-3201 70 3201 & wait
+gen 2e9621c phantoms-val 30 98 & gen 2e9621c phantoms-test 40 99 & wait
+gen 2e9621c phantoms-val2a 20 97 & gen 2e9621c phantoms-val2b 20 96 & wait
+gen current ft-3300 45 3300 & gen current ft-3301 45 3301 & gen current phantoms-val3 20 95 & wait
 
 AB=("$DATA/phantoms-a" "$DATA/phantoms-b")
 B=("$DATA/ft-3100" "$DATA/ft-3101")
 BC=("${B[@]}" "$DATA/ft-3200" "$DATA/ft-3201")
-mkdir -p runs/ft3 runs/seg3 runs/ft4
+CD=("$DATA/ft-3200" "$DATA/ft-3201" "$DATA/ft-3300" "$DATA/ft-3301")
+mkdir -p runs/ft3 runs/seg3 runs/ft4 runs/ft5
 
 # A. classifiers from scratch (patient-level split of the folders for per-epoch validation)
 python training/train_classifier.py --data "${AB[@]}" --arch densenet25d --epochs 10 \
@@ -62,15 +68,48 @@ python training/train_segmenter.py --data "${BC[@]}" --init runs/seg3/densenet_u
     --out runs/ft4/densenet_unet.keras
 wait
 
-# export (parity check; int8 variants kept only if they hold accuracy on phantoms-val)
-python export/to_onnx.py --classifier runs/ft4/densenet25d.keras \
-    --segmenter runs/ft4/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
+# D. both fine-tuned on stage-C and current-generator phantoms (side by side, 40 min each)
+python training/train_classifier.py --data "${CD[@]}" --arch densenet25d \
+    --init runs/ft4/densenet25d.keras --lr 1e-3 --epochs 8 --time-budget 2400 \
+    --image-size 192 --hu-shift 15 --out runs/ft5/densenet25d.keras \
+    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): trained at \
+commit c3d99a0 on phantoms-a, phantoms-b; fine-tuned on those and ft-3100, ft-3101; then on \
+ft-3100, ft-3101, ft-3200, ft-3201, --hu-shift 15; then on ft-3200, ft-3201, ft-3300, ft-3301 \
+(dense dural folds, muscle), --hu-shift 15" &
+python training/train_segmenter.py --data "${CD[@]}" --init runs/ft4/densenet_unet.keras \
+    --lr 1e-3 --epochs 8 --time-budget 2400 --image-size 192 --crop 96 --batch-size 16 \
+    --positive-fraction 0.45 --out runs/ft5/densenet_unet.keras \
+    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): phantoms-a, \
+phantoms-b, ft-3100, ft-3101; fine-tuned on ft-3100, ft-3101, ft-3200, ft-3201; then on \
+ft-3200, ft-3201, ft-3300, ft-3301 (dense dural folds, muscle), 45% bleeding slices"
+wait
+
+# choosing C or D on validation phantoms only (training/trials/selection-d-rule.md)
+for stage in ft4 ft5; do
+    python export/to_onnx.py --classifier runs/$stage/densenet25d.keras \
+        --segmenter runs/$stage/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
+        --data "$DATA/phantoms-val" --out runs/$stage/models
+done
+python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
+    "$DATA/phantoms-val2b" "$DATA/phantoms-val3" --models runs/ft4/models/densenet25d.onnx \
+    runs/ft5/models/densenet25d.onnx runs/ft4/models/densenet_unet.onnx \
+    runs/ft5/models/densenet_unet.onnx
+
+# export the chosen stage, D (parity check; int8 variants kept only if they hold accuracy)
+python export/to_onnx.py --classifier runs/ft5/densenet25d.keras \
+    --segmenter runs/ft5/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
     --data "$DATA/phantoms-val"
 # the checkpoints behind the bundled files, for the benchmarks' Keras side (benchmarks/README.md)
 mkdir -p runs/bundled
-ln -sfn ../ft4/densenet25d.keras runs/bundled/densenet25d.keras
-ln -sfn ../ft4/densenet_unet.keras runs/bundled/densenet_unet.keras
+for f in densenet25d densenet_unet; do
+    ln -sfn "../ft5/$f.keras" "runs/bundled/$f.keras"
+    ln -sfn "../ft5/$f.json" "runs/bundled/$f.json"
+done
 ln -sfn ../seed_cnn.keras runs/bundled/seed_cnn.keras
+
+# the candidate it replaced, scored the same way for the model card's table
+python training/evaluate.py --data "$DATA/phantoms-test" --model-dir runs/ft4/models \
+    --real ../shared/data --out training/trials/stage-c-evaluation.json
 
 # the model card's figures: held-out phantoms, plus the real-scan checks when available
 python training/evaluate.py --data "$DATA/phantoms-test" --real ../shared/data \
