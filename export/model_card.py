@@ -222,7 +222,8 @@ def target_rows(manifest: dict, evaluation: dict) -> list[str]:
     return rows
 
 
-#: candidates scored like the bundled models (``training/evaluate.py``), shown side by side
+#: candidates scored like the bundled models (``training/evaluate.py``) on the test phantoms of
+#: the stage-C generator (``phantoms-test``, seed 99), shown side by side
 CANDIDATES = (
     (
         "classifier and segmenter bundled before (stage A; pre-activation segmenter), "
@@ -238,11 +239,15 @@ CANDIDATES = (
         "training/trials/stage-c-evaluation.json",
     ),
 )
-#: the stage the bundled models come from (``training/make_bundled_models.sh``)
+#: the stage the bundled models come from (``training/make_bundled_models.sh``), and its
+#: evaluation on ``phantoms-test`` for the table above
 BUNDLED_STAGE = "D"
+BUNDLED_ON_OLD_TEST = "training/trials/stage-d-evaluation.json"
+#: the stage it replaced, on the current generator's test phantoms (``models/evaluation.json``'s)
+REPLACED_ON_CURRENT_TEST = ("stage C", "training/trials/stage-c-evaluation-test2.json")
 
 
-def candidate_rows(evaluation: dict, root: Path = ROOT) -> list[str]:
+def candidate_rows(entries: list[tuple[str, dict]]) -> list[str]:
     def row(name: str, ev: dict) -> str:
         clf = next(c for c in ev["classifiers"] if c["model"] == "densenet25d.onnx")
         seg = next(s for s in ev["segmenters"] if s["model"] == "densenet_unet.onnx")
@@ -265,10 +270,23 @@ def candidate_rows(evaluation: dict, root: Path = ROOT) -> list[str]:
         "CQ500 slices flagged `any` | known negatives flagged | CQ500 volume segmented |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, path in CANDIDATES:
-        rows.append(row(name, json.loads((root / path).read_text())))
-    rows.append(row(f"**bundled (stage {BUNDLED_STAGE})**", evaluation))
-    return rows
+    return rows + [row(name, ev) for name, ev in entries]
+
+
+def _read(path: str, root: Path) -> dict:
+    return json.loads((root / path).read_text())
+
+
+def candidates_old_test(root: Path = ROOT) -> list[str]:
+    entries = [(name, _read(path, root)) for name, path in CANDIDATES]
+    bundled = f"**bundled (stage {BUNDLED_STAGE})**"
+    return candidate_rows([*entries, (bundled, _read(BUNDLED_ON_OLD_TEST, root))])
+
+
+def candidates_current_test(evaluation: dict, root: Path = ROOT) -> list[str]:
+    name, path = REPLACED_ON_CURRENT_TEST
+    bundled = f"**bundled (stage {BUNDLED_STAGE})**"
+    return candidate_rows([(name, _read(path, root)), (bundled, evaluation)])
 
 
 def render(manifest: dict, evaluation: dict, template: str) -> str:
@@ -283,7 +301,8 @@ def render(manifest: dict, evaluation: dict, template: str) -> str:
         "REAL-LABELS": real_label_rows(evaluation),
         "REAL-SEGMENTERS": real_segmenter_rows(evaluation),
         "QUANT": quant_rows(manifest),
-        "CANDIDATES": candidate_rows(evaluation),
+        "CANDIDATES": candidates_old_test(),
+        "CANDIDATES-CURRENT": candidates_current_test(evaluation),
     }
     out = template
     for key, rows in tables.items():

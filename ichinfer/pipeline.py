@@ -177,7 +177,8 @@ def decode_threads() -> int:
 
 
 def decode_processes() -> int:
-    """Worker processes that decode a series: ``ICHINFER_DECODE_PROCESSES``, default 0 (off).
+    """Worker processes that decode a series: ``ICHINFER_DECODE_PROCESSES``; 0 (the default)
+    or 1 leaves decoding in this process (:func:`decode_threads`).
 
     The pixel codecs (JPEG Lossless, JPEG 2000) and pydicom's parsing hold the GIL, so threads
     do not decode in parallel; processes do, at the cost of their own memory (each worker
