@@ -12,8 +12,8 @@
 #   C. commit 2e9621c's generator (bone bloom, stronger cupping): both fine-tuned again;
 #   D. the current generator (falx and tentorium as thick and dense as real ones, muscle at
 #      real density, mandible): both fine-tuned again, the segmenter on 45 % bleeding slices.
-# Validation (default thresholds, the int8 check) and test phantoms come from 2e9621c's
-# generator, and one more validation seed from the current one (the stage-D choice).
+# Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, and
+# one more validation seed from the current one (the stage-D choice); test phantoms from both.
 # Stage A ran with commit c3d99a0's training code, B to D with later commits': a rerun follows
 # the same recipe, not the same bits (models/README.md records what was run and when).
 set -euo pipefail
@@ -39,6 +39,7 @@ gen 2e9621c ft-3200 70 3200 & gen 2e9621c ft-3201 70 3201 & wait
 gen 2e9621c phantoms-val 30 98 & gen 2e9621c phantoms-test 40 99 & wait
 gen 2e9621c phantoms-val2a 20 97 & gen 2e9621c phantoms-val2b 20 96 & wait
 gen current ft-3300 45 3300 & gen current ft-3301 45 3301 & gen current phantoms-val3 20 95 & wait
+gen current phantoms-test2 40 94
 
 AB=("$DATA/phantoms-a" "$DATA/phantoms-b")
 B=("$DATA/ft-3100" "$DATA/ft-3101")
@@ -107,11 +108,16 @@ for f in densenet25d densenet_unet; do
 done
 ln -sfn ../seed_cnn.keras runs/bundled/seed_cnn.keras
 
-# the candidate it replaced, scored the same way for the model card's table
+# the candidate it replaced and the bundled models on both test sets, for the card's tables
 python training/evaluate.py --data "$DATA/phantoms-test" --model-dir runs/ft4/models \
     --real ../shared/data --out training/trials/stage-c-evaluation.json
-
-# the model card's figures: held-out phantoms, plus the real-scan checks when available
+python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/ft4/models \
+    --real ../shared/data --out training/trials/stage-c-evaluation-test2.json
 python training/evaluate.py --data "$DATA/phantoms-test" --real ../shared/data \
+    --out training/trials/stage-d-evaluation.json
+
+# the model card's figures: held-out phantoms of the current generator, plus the real-scan
+# checks when available
+python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
     --out models/evaluation.json
 python export/model_card.py
