@@ -62,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"| model | slices | {' | '.join(heads)} |")
         print("|" + " --- |" * (len(heads) + 2))
+        inputs: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # candidates share their inputs
         for path in paths:
-            xs, ys = zip(
-                *(validation_batches(infos[path], d, None) for d in args.data), strict=True
-            )
-            x, y = np.concatenate(xs), np.concatenate(ys)
+            key = tuple(sorted(infos[path].items()))
+            if key not in inputs:
+                xs, ys = zip(
+                    *(validation_batches(infos[path], d, None) for d in args.data), strict=True
+                )
+                inputs[key] = np.concatenate(xs), np.concatenate(ys)
+            x, y = inputs[key]
             cells_of = classifier_cells if task == "classify" else segmenter_cells
             cells = cells_of(predict(path, x), y)
             print(f"| `{path}` | {len(y)} | {' | '.join(cells)} |")

@@ -155,8 +155,9 @@ class HeadParams:
     # beam hardening ("cupping"): brain next to the inner table reads brighter than at the centre
     cupping_hu: float = 0.0
     cupping_mm: float = 8.0
-    # dural folds as thick and dense as real ones (the falx of CQ500 reads 50-80 HU over 1-3 mm
-    # on 5 mm slabs), and extracranial muscle at real densities: both mimic blood
+    # dural folds up to 2.6 mm thick and 78 HU, and extracranial muscle at the densities of
+    # unenhanced muscle: blood-like on 5 mm slabs, as the real ones (stage C's segmenter marked
+    # the falx, tentorium and skull-base muscle of the real CQ500 series as blood)
     falx_mm: float = 0.8  # falx and tentorium thickness
     muscle_hu: float = 40.0  # temporalis, masseter, pterygoids, neck
 
