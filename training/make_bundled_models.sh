@@ -11,7 +11,8 @@
 #      volume): the classifier fine-tuned with --hu-shift 15, the segmenter trained from scratch;
 #   C. commit 2e9621c's generator (bone bloom, stronger cupping): both fine-tuned again;
 #   D. the current generator (falx and tentorium as thick and dense as real ones, muscle at
-#      real density, mandible): both fine-tuned again, the segmenter on 45 % bleeding slices.
+#      real density, mandible): both fine-tuned again, the segmenter on 45 % bleeding slices;
+#   E. the segmenter once more, on 55 % bleeding slices (the classifier stays stage D's).
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, and
 # one more validation seed from the current one (the stage-D choice); test phantoms from both.
 # Stage A ran with commit c3d99a0's training code, B to D with later commits': a rerun follows
@@ -45,7 +46,7 @@ AB=("$DATA/phantoms-a" "$DATA/phantoms-b")
 B=("$DATA/ft-3100" "$DATA/ft-3101")
 BC=("${B[@]}" "$DATA/ft-3200" "$DATA/ft-3201")
 CD=("$DATA/ft-3200" "$DATA/ft-3201" "$DATA/ft-3300" "$DATA/ft-3301")
-mkdir -p runs/ft3 runs/seg3 runs/ft4 runs/ft5
+mkdir -p runs/ft3 runs/seg3 runs/ft4 runs/ft5 runs/ft6
 
 # A. classifiers from scratch (patient-level split of the folders for per-epoch validation)
 python training/train_classifier.py --data "${AB[@]}" --arch densenet25d --epochs 10 \
@@ -96,25 +97,42 @@ python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-va
     runs/ft5/models/densenet25d.onnx runs/ft4/models/densenet_unet.onnx \
     runs/ft5/models/densenet_unet.onnx
 
-# export the chosen stage, D (parity check; int8 variants kept only if they hold accuracy)
+# E. the segmenter fine-tuned once more (12 min), then D or E (training/trials/selection-e-rule.md)
+python training/train_segmenter.py --data "${CD[@]}" --init runs/ft5/densenet_unet.keras \
+    --lr 5e-4 --epochs 10 --time-budget 1000 --image-size 192 --crop 96 --batch-size 16 \
+    --positive-fraction 0.55 --out runs/ft6/densenet_unet.keras \
+    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): phantoms-a, \
+phantoms-b, ft-3100, ft-3101; fine-tuned on ft-3100, ft-3101, ft-3200, ft-3201; then on \
+ft-3200, ft-3201, ft-3300, ft-3301 (dense dural folds, muscle), 45% then 55% bleeding slices"
 python export/to_onnx.py --classifier runs/ft5/densenet25d.keras \
-    --segmenter runs/ft5/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
+    --segmenter runs/ft6/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
+    --data "$DATA/phantoms-val" --out runs/ft6/models
+python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
+    "$DATA/phantoms-val2b" "$DATA/phantoms-val3" --models runs/ft5/models/densenet_unet.onnx \
+    runs/ft6/models/densenet_unet.onnx
+
+# export the chosen models: stage D's classifier, stage E's segmenter (parity check; int8
+# variants kept only if they hold accuracy)
+python export/to_onnx.py --classifier runs/ft5/densenet25d.keras \
+    --segmenter runs/ft6/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
     --data "$DATA/phantoms-val"
 # the checkpoints behind the bundled files, for the benchmarks' Keras side (benchmarks/README.md)
 mkdir -p runs/bundled
-for f in densenet25d densenet_unet; do
-    ln -sfn "../ft5/$f.keras" "runs/bundled/$f.keras"
-    ln -sfn "../ft5/$f.json" "runs/bundled/$f.json"
-done
+ln -sfn ../ft5/densenet25d.keras runs/bundled/densenet25d.keras
+ln -sfn ../ft5/densenet25d.json runs/bundled/densenet25d.json
+ln -sfn ../ft6/densenet_unet.keras runs/bundled/densenet_unet.keras
+ln -sfn ../ft6/densenet_unet.json runs/bundled/densenet_unet.json
 ln -sfn ../seed_cnn.keras runs/bundled/seed_cnn.keras
 
-# the candidate it replaced and the bundled models on both test sets, for the card's tables
-python training/evaluate.py --data "$DATA/phantoms-test" --model-dir runs/ft4/models \
-    --real ../shared/data --out training/trials/stage-c-evaluation.json
-python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/ft4/models \
-    --real ../shared/data --out training/trials/stage-c-evaluation-test2.json
+# the stages it replaced and the bundled models on both test sets, for the card's tables
+for stage in c:ft4 d:ft5; do
+    python training/evaluate.py --data "$DATA/phantoms-test" --model-dir "runs/${stage#*:}/models" \
+        --real ../shared/data --out "training/trials/stage-${stage%%:*}-evaluation.json"
+    python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir "runs/${stage#*:}/models" \
+        --real ../shared/data --out "training/trials/stage-${stage%%:*}-evaluation-test2.json"
+done
 python training/evaluate.py --data "$DATA/phantoms-test" --real ../shared/data \
-    --out training/trials/stage-d-evaluation.json
+    --out training/trials/stage-e-evaluation.json
 
 # the model card's figures: held-out phantoms of the current generator, plus the real-scan
 # checks when available
