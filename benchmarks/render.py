@@ -81,12 +81,16 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
         if keras is None:
             continue
         ratio = Bench.median(keras) / Bench.median(b)
+        # Keras' predict times can be bimodal (e.g. 455 or 655 ms a round), so its median
+        # depends on the mix of rounds; the target is judged against its fastest round too
+        fastest = keras["stats"]["min"] / Bench.median(b)
         quant = file != f"{stem}.onnx"
         target = 3.0 if batch == 1 else (2.5 if quant else 1.3)
         what = "latency" if batch == 1 else "throughput"
         rows.append([f"{file} batch {batch} {what} vs Keras `predict` (same weights, same run)",
-                     f"{ratio:.2f}× ({_ms(Bench.median(b))} vs {_ms(Bench.median(keras))})",
-                     f"≥ {target:g}×", _ok(ratio >= target)])
+                     f"{ratio:.2f}× ({_ms(Bench.median(b))} vs {_ms(Bench.median(keras))}); "
+                     f"{fastest:.2f}× vs Keras' fastest round ({_ms(keras['stats']['min'])})",
+                     f"≥ {target:g}× (both)", _ok(min(ratio, fastest) >= target)])
     cli = fp.get("cold_cli", {})
     if "keras_first_result_s" in cli:
         ratio = cli["keras_first_result_s"] / cli["ichinfer_classify_s"]
@@ -210,6 +214,10 @@ def render(bench_path: Path, footprint_path: Path | None, draft: str | None) -> 
         "FLOP rates are against numpy's float32 matrix multiply in the same run, which is not "
         "the CPU's peak: int8 kernels (VNNI) do four times the operations per instruction, and "
         "onnxruntime's float32 convolutions can beat that reference, so a rate can exceed 100 %.",
+        "",
+        "Keras' `predict` rounds can fall into two speeds within one run (the raw rounds are in "
+        "`bench.json`), so its median moves between runs; a ratio counts as met only when it "
+        "holds against both Keras' median and its fastest round.",
         "",
         "## Every benchmark",
         "",
