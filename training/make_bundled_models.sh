@@ -97,7 +97,7 @@ python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-va
     runs/ft5/models/densenet25d.onnx runs/ft4/models/densenet_unet.onnx \
     runs/ft5/models/densenet_unet.onnx
 
-# E. the segmenter fine-tuned once more (12 min), then D or E (training/trials/selection-e-rule.md)
+# E. the segmenter fine-tuned once more (11 min), then D or E (training/trials/selection-e-rule.md)
 python training/train_segmenter.py --data "${CD[@]}" --init runs/ft5/densenet_unet.keras \
     --lr 5e-4 --epochs 10 --time-budget 1000 --image-size 192 --crop 96 --batch-size 16 \
     --positive-fraction 0.55 --out runs/ft6/densenet_unet.keras \
