@@ -107,7 +107,9 @@ threading.Thread(target=sample, daemon=True).start()
 def peak_tree_pss(model_dir: Path, path: Path, processes: int) -> dict:
     code = _TREE_SAMPLER + _PEAK.format(model_dir=str(model_dir), path=str(path)).replace(
         "print(", "done.set()\nprint(peak[0], ")
-    tree, rss, n1, _ = _run(code, env={"ICHINFER_DECODE_PROCESSES": str(processes)}).split()
+    from ichinfer.pipeline import DECODE_PROCESSES_ENV
+
+    tree, rss, n1, _ = _run(code, env={DECODE_PROCESSES_ENV: str(processes)}).split()
     return {"peak_tree_pss_bytes": int(tree), "peak_rss_bytes": int(rss), "slices": int(n1),
             "decode_processes": processes, "series": str(path.name)}
 

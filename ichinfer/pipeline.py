@@ -141,9 +141,8 @@ class PreparedSeries:
         elif workers > 1 and single_frame:
 
             def put(i: int) -> None:
-                hu = self.series.load_hu(i)  # already clean HU
-                for s in todo:
-                    stacks[s][i] = to_model_grid(hu, s)
+                for s, g in zip(todo, _decode_file(slices[i].path, todo), strict=True):
+                    stacks[s][i] = g
 
             pool = ThreadPoolExecutor(workers, thread_name_prefix="ichinfer-decode")
             try:
@@ -188,7 +187,8 @@ def decode_processes() -> int:
 
 
 def _decode_file(path: str, sizes: Sequence[int]) -> list[np.ndarray]:
-    """Worker side: one single-frame DICOM file to clean HU, then onto each grid size."""
+    """One single-frame DICOM file to clean HU, then onto each grid size (decode threads and
+    worker processes both call it)."""
     hu = dicom.read_hu(path)
     return [to_model_grid(hu, s) for s in sizes]
 
