@@ -65,6 +65,37 @@ def operating_rows(evaluation: dict) -> list[str]:
     return rows
 
 
+def series_rows(evaluation: dict) -> list[str]:
+    """Per classifier and label: the series verdict (highest slice against the series
+    threshold) next to the highest slice against the slice threshold, series-level."""
+    rows = [
+        "| model | label | series with it | series threshold | sensitivity | specificity | "
+        "at the slice threshold: sensitivity / specificity |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in evaluation.get("classifiers", []):
+        series = c.get("series")
+        if not series:
+            continue
+        for k in LABELS:
+            v, s = series[k]["verdict"], series[k]["at_slice_threshold"]
+            rows.append(
+                f"| `{c['model']}` | {k} | {series[k]['positive_series']} / {series['series']} | "
+                f"{f3(v['threshold'])} | {f3(v['sensitivity'])} | {f3(v['specificity'])} | "
+                f"{f3(s['sensitivity'])} / {f3(s['specificity'])} |"
+            )
+    return rows
+
+
+def series_rule_rows(manifest: dict) -> list[str]:
+    """How each classifier's series thresholds were set (from the manifest)."""
+    by_rule: dict[str, list[str]] = {}
+    for name, entry in sorted(manifest.get("models", {}).items()):
+        if entry.get("series_threshold_rule"):
+            by_rule.setdefault(entry["series_threshold_rule"], []).append(f"`{name}`")
+    return [f"- {', '.join(names)}: {rule}." for rule, names in by_rule.items()]
+
+
 def segmenter_rows(evaluation: dict) -> list[str]:
     rows = [
         "| model | slices (with bleed) | Dice, pooled | Dice, mean over bleeding slices | "
@@ -84,9 +115,9 @@ def segmenter_rows(evaluation: dict) -> list[str]:
 
 def real_rows(evaluation: dict) -> list[str]:
     rows = [
-        "| model | CQ500-CT-0 slices flagged `any` | series `any` probability | "
+        "| model | CQ500-CT-0 slices flagged `any` | series `any` probability | series verdict | "
         "known-negative RSNA samples flagged | all 23 RSNA samples flagged |",
-        "| --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in evaluation.get("real", []):
         cq = r.get("cq500_ct0")
@@ -94,9 +125,12 @@ def real_rows(evaluation: dict) -> list[str]:
             f"{cq['flagged_any']} / {cq['slices']} ({cq['flagged_fraction']:.1%})" if cq else "n/a"
         )
         cq_p = f3(cq["series_any_probability"]) if cq else "n/a"
+        verdict = cq.get("series_verdict") if cq else None
+        called = [SHORT[k] for k in LABELS if verdict and verdict[k]]
+        v_txt = "n/a" if verdict is None else (", ".join(called) if called else "no bleed")
         neg = r.get("rsna_known_negatives_flagged")
         rows.append(
-            f"| `{r['model']}` | {cq_txt} | {cq_p} | "
+            f"| `{r['model']}` | {cq_txt} | {cq_p} | {v_txt} | "
             f"{'n/a' if neg is None else f'{neg} / 3'} | "
             f"{r.get('rsna_samples_flagged_any', 'n/a')} / {r.get('rsna_samples', 'n/a')} |"
         )
@@ -303,6 +337,8 @@ def render(manifest: dict, evaluation: dict, template: str) -> str:
         "TRAINING": training_rows(manifest),
         "CLASSIFIERS": classifier_rows(evaluation),
         "OPERATING": operating_rows(evaluation),
+        "SERIES": series_rows(evaluation),
+        "SERIES-RULES": series_rule_rows(manifest),
         "SEGMENTERS": segmenter_rows(evaluation),
         "REAL": real_rows(evaluation),
         "REAL-LABELS": real_label_rows(evaluation),

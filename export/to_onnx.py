@@ -13,7 +13,11 @@ For each checkpoint (with the ``.json`` sidecar its training script wrote) this:
 4. with ``--data`` (a validation folder in the RSNA layout), quantizes to int8 (static QDQ,
    per-channel) and keeps that variant only if validation AUC stays within 0.01 (Dice within
    0.02) of float32, recording both figures;
-5. writes ``models/manifest.json`` with the sha256 of every file.
+5. with ``--series-data`` (validation folders; default ``--data``), gives each classifier its
+   series thresholds (``ichinfer.series_thresholds``, what the verdict uses): per label the
+   lowest with series-level specificity >= ``--series-specificity`` over those folders' series,
+   scored by the runtime itself, and never below the slice threshold;
+6. writes ``models/manifest.json`` with the sha256 of every file.
 """
 
 from __future__ import annotations
@@ -324,6 +328,57 @@ def window_nodes(path: Path) -> list[str]:
     return out
 
 
+def series_maxima(path: Path, folders: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Per validation series: its highest slice probability per label, from the exported file
+    run by the runtime itself (slab sampling included), and its truth (any slice positive)."""
+    import shutil
+    import tempfile
+
+    from ichinfer.classification import Classifier
+    from training.data import read_rsna_labels
+
+    highest, truth = [], []
+    with tempfile.TemporaryDirectory() as tmp:  # away from the manifest being rewritten
+        clf = Classifier(shutil.copy(path, tmp), batch_size=16)
+        for folder in folders:
+            labels = read_rsna_labels(folder / "stage_2_train.csv")
+            for res in clf.iter_series(folder / "stage_2_train"):
+                stems = [Path(s.path).name.split(".")[0] for s in res.slices]
+                missing = [st for st in stems if st not in labels]
+                if missing:
+                    raise SystemExit(f"{folder}: no labels for {missing[:3]} in stage_2_train.csv")
+                highest.append([res.probabilities[k] for k in LABELS])
+                truth.append(np.max([labels[st] for st in stems], axis=0))
+    return np.array(highest), np.array(truth)
+
+
+def _share(flags: np.ndarray) -> float | None:
+    return float(flags.mean()) if flags.size else None
+
+
+def series_thresholds(
+    path: Path, folders: list[Path], specificity: float, slice_thresholds: dict
+) -> tuple[dict, dict]:
+    """Per label, the lowest threshold with series-level ``specificity`` on ``folders``, never
+    below ``slice_thresholds``; and the figures behind them (for the manifest)."""
+    highest, truth = series_maxima(path, folders)
+    out: dict[str, float] = {}
+    figures: dict = {"series": len(truth), "bleed_free_series": int((truth[:, 0] == 0).sum())}
+    for k, label in enumerate(LABELS):
+        t = specificity_threshold(truth[:, k], highest[:, k], specificity)
+        out[label] = max(float(t), float(slice_thresholds[label]))
+        pos, neg = truth[:, k] == 1, truth[:, k] == 0
+        called = highest[:, k] >= out[label]
+        at_slice = highest[:, k] >= slice_thresholds[label]
+        figures[label] = {
+            "positive_series": int(pos.sum()),
+            "sensitivity": _share(called[pos]),
+            "specificity": _share(~called[neg]),
+            "specificity_at_slice_threshold": _share(~at_slice[neg]),
+        }
+    return out, figures
+
+
 def quantize(src: Path, dst: Path, calib: np.ndarray) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -358,6 +413,28 @@ def quantize(src: Path, dst: Path, calib: np.ndarray) -> None:
     pre.unlink(missing_ok=True)
 
 
+def add_series_thresholds(path: Path, info: dict, args, extra: dict) -> dict:
+    """Series thresholds of an exported classifier, written to its metadata (step 5)."""
+    chosen, figures = series_thresholds(
+        path, args.series_data, args.series_specificity, info["thresholds"]
+    )
+    names = ", ".join(f.name for f in args.series_data)
+    extra["series_thresholds"] = json.dumps(chosen)
+    extra["series_threshold_rule"] = (
+        f"lowest threshold with series-level specificity >= {args.series_specificity} "
+        f"on {names} ({figures['series']} series, {figures['bleed_free_series']} bleed-free), "
+        "never below the slice threshold"
+    )
+    precision = "int8" if "quantized_from" in extra else "fp32"
+    set_metadata(path, metadata(info, name=info["arch"], precision=precision, extra=extra))
+    print(f"{path}: series thresholds {chosen}")
+    return {
+        "series_thresholds": chosen,
+        "series_threshold_rule": extra["series_threshold_rule"],
+        "series_validation": figures,
+    }
+
+
 def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
     import keras
 
@@ -382,7 +459,11 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
                 f"lowest threshold with slice-level specificity >= "
                 f"{args.threshold_specificity} on {args.data.name}"
             )
-    set_metadata(out, metadata(info, name=name, extra={"threshold_rule": rule}))
+    extra = {"threshold_rule": rule}
+    set_metadata(out, metadata(info, name=name, extra=extra))
+    series = None
+    if info["task"] == "classify" and args.series_data:
+        series = add_series_thresholds(out, info, args, extra)
     entry = {
         "task": info["task"],
         "precision": "fp32",
@@ -391,6 +472,7 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
         "params": info["params"],
         "thresholds": info["thresholds"],
         "threshold_rule": rule,
+        **(series or {}),
         "training": {
             k: info.get(k)
             for k in (
@@ -412,15 +494,8 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
         qinfo = dict(info)
         if info["task"] == "classify":  # its own operating point: quantization moves the scores
             qinfo["thresholds"] = thresholds(qpred, y, args.threshold_specificity)
-        set_metadata(
-            qpath,
-            metadata(
-                qinfo,
-                name=name,
-                precision="int8",
-                extra={"quantized_from": out.name, "threshold_rule": rule},
-            ),
-        )
+        qextra = {"quantized_from": out.name, "threshold_rule": rule}
+        set_metadata(qpath, metadata(qinfo, name=name, precision="int8", extra=qextra))
         int8 = score(qpred, info["task"], y)
         if info["task"] == "classify":
             keep = int8["min_auc"] >= fp32["min_auc"] - 0.01 and all(
@@ -438,12 +513,16 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
         }
         print(f"{qpath}: fp32 {fp32} int8 {int8} -> {'kept' if keep else 'dropped'}")
         if keep:
+            qseries = None
+            if info["task"] == "classify" and args.series_data:
+                qseries = add_series_thresholds(qpath, qinfo, args, qextra)
             entry["variants"] = {"int8": qpath.name}
             manifest["models"][qpath.name] = {
                 "task": info["task"],
                 "precision": "int8",
                 "variant_of": out.name,
                 "thresholds": qinfo["thresholds"],
+                **(qseries or {}),
             }
         else:
             qpath.unlink()
@@ -470,11 +549,26 @@ def main(argv: list[str] | None = None) -> int:
         default=0.98,
         help="default thresholds: lowest with this slice specificity on --data",
     )
+    p.add_argument(
+        "--series-data",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="validation folders (RSNA layout) for the series thresholds; default: --data",
+    )
+    p.add_argument(
+        "--series-specificity",
+        type=float,
+        default=0.95,
+        help="series thresholds: lowest with this series-level specificity on --series-data",
+    )
     p.add_argument("--max-series", type=int, default=None)
     p.add_argument("--calibration", type=int, default=256, help="calibration slices")
     p.add_argument("--no-quantize", action="store_true")
     p.add_argument("--tolerance", type=float, default=1e-4)
     args = p.parse_args(argv)
+    if args.series_data is None and args.data is not None:
+        args.series_data = [args.data]
 
     manifest = {"format": 1, "ichinfer": __version__, "opset": OPSET, "models": {}, "defaults": {}}
     jobs = [(args.classifier, True), (args.segmenter, True), (args.seed_cnn, False)]

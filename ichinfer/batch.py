@@ -169,7 +169,7 @@ def scan_parallel(
 class SeriesClassifier:
     """A Ray Data callable class: one per actor, holding its Classifier (and session)."""
 
-    def __init__(self, model: str, thresholds: dict[str, float], device: str, threads: int,
+    def __init__(self, model: str, thresholds: dict[str, Any], device: str, threads: int,
                  batch_size: int) -> None:
         from ichinfer.classification import Classifier
 
@@ -244,6 +244,7 @@ def series_row(res: SeriesResult) -> dict[str, list]:
         **{label: probs[label] for label in LABELS},
         **{f"{label}_verdict": verdict[label] for label in LABELS},
         **{f"{label}_threshold": res.thresholds[label] for label in LABELS},
+        **{f"{label}_series_threshold": res.verdict_thresholds[label] for label in LABELS},
         "warnings": list(res.warnings),
     }
     return {k: [v] for k, v in row.items()}
@@ -284,6 +285,8 @@ def read_results(out: str | os.PathLike, keys: Iterable[str] | None = None) -> l
             study_uid=head["study_uid"], series_uid=head["series_uid"],
             spacing_mm=head["spacing_mm"], slices=slices,
             thresholds={k: head[f"{k}_threshold"] for k in LABELS},
+            series_thresholds={k: head.get(f"{k}_series_threshold", head[f"{k}_threshold"])
+                               for k in LABELS},
             warnings=list(head["warnings"] or []), n_inferences=head["n_inferences"]))
     return results
 
@@ -304,6 +307,8 @@ class BatchPlan:
     scan_failures: list[Failure] = field(default_factory=list)
     skipped: list[Failure] = field(default_factory=list)
     model_info: dict[str, Any] = field(default_factory=dict)
+    #: the verdict's thresholds (the slice ones where the model has none)
+    series_thresholds: dict[str, float] = field(default_factory=dict)
     ray_started: bool = False  # plan_batch started Ray (for the scan): iter_batch shuts it down
 
     @property
@@ -344,7 +349,7 @@ def plan_batch(
     :func:`iter_batch` would) unless ``parallel_scan`` is False (:func:`ichinfer.dicom.scan`).
     """
     from ichinfer import models, runtime
-    from ichinfer.classification import load_thresholds
+    from ichinfer.classification import load_series_thresholds, load_thresholds
     from ichinfer.pipeline import failures_of, scan_inputs
 
     out = Path(out)
@@ -354,7 +359,8 @@ def plan_batch(
         raise InvalidInputError(f"{path}: a {spec.task} model, not a classifier")
     sha = models.sha256(path)
     chosen = load_thresholds(thresholds, spec.thresholds)
-    job = {"model_sha256": sha, "thresholds": chosen}
+    series_chosen = load_series_thresholds(thresholds, spec.series_thresholds, chosen)
+    job = {"model_sha256": sha, "thresholds": chosen, "series_thresholds": series_chosen}
     job_file = out / JOB_FILE
     if resume and job_file.is_file():
         before = json.loads(job_file.read_text())
@@ -390,7 +396,8 @@ def plan_batch(
         keys.append(key)
         if not (resume and _done(out, key)):
             todo.append((key, series))
-    return BatchPlan(out=out, model=path, model_sha256=sha, thresholds=chosen, keys=keys,
+    return BatchPlan(out=out, model=path, model_sha256=sha, thresholds=chosen,
+                     series_thresholds=series_chosen, keys=keys,
                      todo=todo, scan_failures=failures_of(scan.failures),
                      skipped=failures_of(scan.skipped), model_info=spec.describe(),
                      ray_started=started)
@@ -475,7 +482,9 @@ def _map(ray, ds, plan: BatchPlan, workers: int, gpus_per_worker: float,
     return ds.map_batches(
         SeriesClassifier,
         fn_constructor_kwargs={
-            "model": str(plan.model), "thresholds": plan.thresholds,
+            "model": str(plan.model),
+            "thresholds": {"thresholds": plan.thresholds,
+                           "series_thresholds": plan.series_thresholds or plan.thresholds},
             "device": "cuda" if gpus_per_worker > 0 else "cpu",
             "threads": threads_per_worker, "batch_size": batch_size,
         },

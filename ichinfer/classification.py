@@ -24,22 +24,54 @@ from ichinfer.results import ClassificationResult, Failure, SeriesResult, SliceR
 Thresholds = Mapping[str, float] | str | os.PathLike | None
 
 
-def load_thresholds(source: Thresholds, defaults: Mapping[str, float]) -> dict[str, float]:
-    """Thresholds per label: the model's defaults, overridden by a mapping or a JSON file
-    (``{"any": 0.3, ...}`` or ``{"thresholds": {...}}`` as ``ichinfer calibrate`` writes)."""
-    out = {label: float(defaults[label]) for label in LABELS}
-    if source is None:
-        return out
+def _read_thresholds(source: Thresholds) -> Mapping | None:
     if isinstance(source, (str, os.PathLike)):
         try:
-            data = json.loads(Path(source).read_text())
+            return json.loads(Path(source).read_text())
         except (OSError, ValueError) as err:
             raise InvalidInputError(f"cannot read thresholds: {err}", path=str(source)) from err
-        source = data.get("thresholds", data)
+    return source
+
+
+def _overridden(defaults: Mapping[str, float], source: Mapping) -> dict[str, float]:
     unknown = set(source) - set(LABELS)
     if unknown:
         raise InvalidInputError(f"unknown labels in thresholds: {sorted(unknown)}")
+    out = {label: float(defaults[label]) for label in LABELS}
     out.update({k: float(v) for k, v in source.items()})
+    return out
+
+
+def load_thresholds(source: Thresholds, defaults: Mapping[str, float]) -> dict[str, float]:
+    """Slice thresholds per label: the model's defaults, overridden by a mapping or a JSON file
+    (``{"any": 0.3, ...}`` or ``{"thresholds": {...}}`` as ``ichinfer calibrate`` writes)."""
+    data = _read_thresholds(source)
+    if data is None:
+        return {label: float(defaults[label]) for label in LABELS}
+    return _overridden(defaults, _slice_part(data))
+
+
+def _slice_part(data: Mapping) -> Mapping:
+    if "thresholds" in data:
+        return data["thresholds"]
+    return {k: v for k, v in data.items() if k != "series_thresholds"}
+
+
+def load_series_thresholds(
+    source: Thresholds, spec_series: Mapping[str, float], slice_thresholds: Mapping[str, float]
+) -> dict[str, float]:
+    """Verdict thresholds per label: the model's series thresholds (its series-level operating
+    point), or its slice thresholds if it has none; a label ``source`` sets a slice threshold
+    for takes that one (a site's own operating point, ``ichinfer calibrate``, governs its
+    slices and verdicts alike), and ``source["series_thresholds"]`` overrides both."""
+    out = dict(spec_series or slice_thresholds)
+    data = _read_thresholds(source)
+    if data is None:
+        return out
+    for label in _slice_part(data):
+        out[label] = float(slice_thresholds[label])
+    if "series_thresholds" in data:
+        out = _overridden(out, data["series_thresholds"])
     return out
 
 
@@ -73,6 +105,9 @@ class Classifier:
             raise InvalidInputError(f"{path}: a {self.spec.task} model, not a classifier")
         self.batch_size = batch_size
         self.thresholds = load_thresholds(thresholds, self.spec.thresholds)
+        self.series_thresholds = load_series_thresholds(
+            thresholds, self.spec.series_thresholds, self.thresholds
+        )
 
     def classify_series(self, prepared: PreparedSeries) -> SeriesResult:
         """Classify one series (decoded onto the model grid if not done yet)."""
@@ -101,6 +136,7 @@ class Classifier:
             spacing_mm=series.spacing_mm,
             slices=slices,
             thresholds=dict(self.thresholds),
+            series_thresholds=dict(self.series_thresholds),
             warnings=list(series.warnings),
             n_inferences=int(len(sampled)),
         )

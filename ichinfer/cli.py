@@ -219,7 +219,7 @@ def _classify(paths, out, model, model_dir, variant, device, threads, batch_size
     if out is not None:
         remove_partials(out.parent, out.name)
         store = _records(out.parent / f".{out.name}.resume", resume)
-    options = {"thresholds": clf.thresholds}
+    options = {"thresholds": clf.thresholds, "series_thresholds": clf.series_thresholds}
     results, resumed = [], 0
     with _progress(sum(len(s.slices) for s in scan.series), "classifying", quiet) as advance:
         for series in scan.series:
@@ -259,8 +259,8 @@ def _print_classification(result) -> None:
         cells = [f"{probs[k]:.3f}{' *' if verdict[k] else ''}" for k in LABELS]
         table.add_row("…" + s.series_uid[-12:], str(len(s.slices)), *cells)
     out_console.print(table)
-    out_console.print("highest slice probability per label; * at or above the model's threshold "
-                      "(ichinfer info lists them)", highlight=False)
+    out_console.print("highest slice probability per label; * verdict yes: at or above the "
+                      "series threshold (ichinfer info)", highlight=False)
 
 
 @app.command()

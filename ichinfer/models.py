@@ -44,6 +44,9 @@ class ModelSpec:
     windows: tuple[tuple[float, float], ...]
     thresholds: dict[str, float]
     labels: tuple[str, ...] = ()
+    #: per label, the threshold a series' highest slice probability is held to for its verdict
+    #: (``ichinfer.series_thresholds``); empty in models exported without one
+    series_thresholds: dict[str, float] = field(default_factory=dict)
     precision: str = "fp32"
     training_data: str = ""
     metadata: dict[str, str] = field(default_factory=dict, repr=False)
@@ -66,6 +69,7 @@ class ModelSpec:
             "prior": self.prior,
             "windows": [list(w) for w in self.windows],
             "thresholds": self.thresholds,
+            "series_thresholds": self.series_thresholds,
             "labels": list(self.labels),
             "training_data": self.training_data,
         }
@@ -235,6 +239,9 @@ def parse_spec(
         windows=tuple(tuple(float(v) for v in w) for w in _json(meta, "windows", path, default=[])),
         thresholds={k: float(v) for k, v in _json(meta, "thresholds", path).items()},
         labels=labels,
+        series_thresholds={
+            k: float(v) for k, v in _json(meta, "series_thresholds", path, default={}).items()
+        },
         precision=meta.get(PREFIX + "precision", "fp32"),
         training_data=meta.get(PREFIX + "training_data", ""),
         metadata=dict(meta),
@@ -264,3 +271,8 @@ def _check_shapes(spec: ModelSpec, input_shape: list, output_shape: list) -> Non
         missing = [label for label in LABELS if label not in spec.thresholds]
         if missing:
             raise ModelIntegrityError(f"{spec.path}: no default threshold for {missing}")
+        if spec.series_thresholds and set(spec.series_thresholds) != set(LABELS):
+            raise ModelIntegrityError(
+                f"{spec.path}: series thresholds for {sorted(spec.series_thresholds)}, "
+                f"expected {list(LABELS)}"
+            )

@@ -84,15 +84,15 @@ def _fmt(value: float | None, spec: str = ".1f", unit: str = "") -> str:
 
 def _verdict_table(a: SeriesAssessment) -> str:
     c = a.classification
-    probs, verdict = c.probabilities, c.verdict
+    probs, verdict, thresholds = c.probabilities, c.verdict, c.verdict_thresholds
     rows = []
     for label in LABELS:
         yes = verdict[label]
         rows.append(f"<tr class='{'yes' if yes else ''}'><td>{escape(label)}</td>"
-                    f"<td>{probs[label]:.3f}</td><td>{c.thresholds[label]:.3f}</td>"
+                    f"<td>{probs[label]:.3f}</td><td>{thresholds[label]:.3f}</td>"
                     f"<td>{'YES' if yes else 'no'}</td></tr>")
-    return ("<table><tr><th>finding</th><th>probability</th><th>threshold</th><th>call</th></tr>"
-            + "".join(rows) + "</table>")
+    return ("<table><tr><th>finding</th><th>probability</th><th>series threshold</th>"
+            "<th>call</th></tr>" + "".join(rows) + "</table>")
 
 
 def _measurements_table(a: SeriesAssessment) -> str:

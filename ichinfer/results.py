@@ -59,7 +59,11 @@ class SliceResult:
 
 @dataclass
 class SeriesResult:
-    """A series' slices and its verdict: probability per label (highest slice) and yes/no."""
+    """A series' slices and its verdict: probability per label (highest slice) and yes/no.
+
+    ``thresholds`` flag slices; the verdict holds the highest slice probability to
+    ``series_thresholds`` where given (a series-level operating point: a series has tens of
+    slabs, so its maximum crosses a slice threshold far more often than one slice does)."""
 
     study_uid: str
     series_uid: str
@@ -68,6 +72,12 @@ class SeriesResult:
     thresholds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     n_inferences: int = 0
+    series_thresholds: dict[str, float] | None = None
+
+    @property
+    def verdict_thresholds(self) -> dict[str, float]:
+        """The thresholds the verdict uses: ``series_thresholds``, else the slice thresholds."""
+        return dict(self.series_thresholds or self.thresholds)
 
     @property
     def probabilities(self) -> dict[str, float]:
@@ -77,8 +87,8 @@ class SeriesResult:
 
     @property
     def verdict(self) -> dict[str, bool]:
-        probs = self.probabilities
-        return {label: probs[label] >= self.thresholds[label] for label in LABELS}
+        probs, thresholds = self.probabilities, self.verdict_thresholds
+        return {label: probs[label] >= thresholds[label] for label in LABELS}
 
     def key_slices(self, k: int = 3, label: str = "any") -> list[SliceResult]:
         """The ``k`` slices with the highest ``label`` probability (ties: head first)."""
@@ -94,6 +104,7 @@ class SeriesResult:
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "verdict": self.verdict,
             "thresholds": self.thresholds,
+            "series_thresholds": self.verdict_thresholds,
             "key_slices": [
                 {"index": s.index, "location_mm": round(s.location_mm, 3),
                  "any": round(s.probabilities["any"], 6)}

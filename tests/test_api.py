@@ -102,3 +102,35 @@ def test_collect_keeps_going(phantom_study, tiny_model_dir, tmp_path):
     assert len(result.slices) == phantom_study.n_slices
     assert [f.path for f in result.failures] == [str(bad)]
     assert not result.ok
+
+
+def test_verdict_holds_the_highest_slice_to_the_series_threshold(phantom_study, tmp_path):
+    """Slices are flagged at the slice thresholds, the series verdict at its series
+    thresholds; thresholds a user sets govern both for their labels."""
+    import onnx
+    from tiny_models import tiny_classifier
+
+    model = tmp_path / "tiny_classifier.onnx"
+    onnx.save(tiny_classifier(meta={"thresholds": json.dumps(dict.fromkeys(ichinfer.LABELS, 0.3)),
+                                    "series_thresholds": json.dumps(
+                                        dict.fromkeys(ichinfer.LABELS, 0.4))}), model)
+    clf = ichinfer.Classifier(model)
+    assert clf.spec.series_thresholds == dict.fromkeys(ichinfer.LABELS, 0.4)
+    series = clf.classify(phantom_study.folder).series[0]
+    probs = series.probabilities
+    assert series.verdict == {k: probs[k] >= 0.4 for k in ichinfer.LABELS}
+    # the tiny model's labels differ only in slope: on this series some highest probability
+    # lies between the two thresholds, so the two operating points give different verdicts
+    between = [k for k in ichinfer.LABELS if 0.3 <= probs[k] < 0.4]
+    assert between, probs
+    assert not any(series.verdict[k] for k in between)
+    assert any(s.probabilities[between[0]] >= series.thresholds[between[0]] for s in series.slices)
+    assert series.to_dict()["series_thresholds"] == dict.fromkeys(ichinfer.LABELS, 0.4)
+
+    k = between[0]
+    own = ichinfer.classify(phantom_study.folder, model=model, thresholds={k: 0.3}).series[0]
+    assert own.verdict[k] and own.verdict_thresholds[k] == 0.3
+    assert all(own.verdict_thresholds[o] == 0.4 for o in ichinfer.LABELS if o != k)
+    both = ichinfer.classify(phantom_study.folder, model=model,
+                             thresholds={"thresholds": {k: 0.3}, "series_thresholds": {k: 0.5}})
+    assert both.series[0].thresholds[k] == 0.3 and not both.series[0].verdict[k]

@@ -98,6 +98,7 @@ def test_batch_equals_classify_with_a_worker_killed(archive, tiny_model_dir, tmp
         for label in LABELS:
             assert head[label] == pytest.approx(ref.probabilities[label], abs=1e-6)
             assert head[f"{label}_verdict"] == ref.verdict[label]
+            assert head[f"{label}_series_threshold"] == ref.verdict_thresholds[label] == 0.6
     got = sorted((out / "results.csv").read_text().splitlines())
     assert got == sorted(rsna_csv(reference).splitlines())
 

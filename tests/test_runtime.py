@@ -102,3 +102,19 @@ def test_bundled_int8_classifiers_carry_their_own_thresholds():
     for name, entry in variants:
         meta = {p.key: p.value for p in onnx.load(str(folder / name)).metadata_props}
         assert json.loads(meta["ichinfer.thresholds"]) == entry["thresholds"], name
+
+
+def test_bundled_classifiers_carry_series_thresholds():
+    """Every bundled classifier's verdict has its own series-level operating point
+    (export/to_onnx.py --series-data), at or above its slice thresholds, as the manifest says."""
+    folder = models.bundled_model_dir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    classifiers = [n for n, e in manifest["models"].items() if e["task"] == "classify"]
+    assert classifiers
+    for name in classifiers:
+        entry = manifest["models"][name]
+        meta = {p.key: p.value for p in onnx.load(str(folder / name)).metadata_props}
+        series = json.loads(meta["ichinfer.series_thresholds"])
+        assert series == entry["series_thresholds"], name
+        assert all(series[k] >= entry["thresholds"][k] for k in series), name
+        assert runtime.get_session(folder / name).spec.series_thresholds == series

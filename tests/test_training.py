@@ -101,6 +101,12 @@ def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_p
 
     clf = ichinfer.Classifier(model_dir=out, device="cpu")
     assert clf.spec.input_size == (32, 32) and clf.spec.labels == ichinfer.LABELS
+    # series thresholds (step 5): scored on --data's series, never below the slice thresholds
+    for name in ("densenet25d.onnx", "seed_cnn.onnx"):
+        entry = manifest["models"][name]
+        assert entry["series_validation"]["series"] >= 2, name
+        assert all(entry["series_thresholds"][k] >= entry["thresholds"][k] for k in ichinfer.LABELS)
+    assert clf.spec.series_thresholds == manifest["models"]["densenet25d.onnx"]["series_thresholds"]
     series = ichinfer.read_series(
         next(iter(sorted((phantom_data / "stage_2_train").glob("*.dcm"))))
     )

@@ -34,6 +34,8 @@ def _meta(task: str, size: int, context: int, extra: dict) -> dict[str, str]:
     }
     if task == "classify":
         meta["labels"] = json.dumps(list(LABELS))
+        # a series-level operating point above the slice one, as export/to_onnx.py sets
+        meta["series_thresholds"] = json.dumps({k: 0.6 for k in LABELS})
     meta.update(extra)
     return {PREFIX + k: str(v) for k, v in meta.items()}
 

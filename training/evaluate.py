@@ -6,10 +6,12 @@
 On a labelled folder in the RSNA layout (phantoms from ``training.synth`` with a seed never used
 for training, or real RSNA data), every classifier in the model folder is scored per slice
 (per-label ROC AUC, RSNA weighted log loss, sensitivity/specificity at the model's default
-thresholds) and the segmenter by Dice against ``masks/`` on each slice's own grid, next to plain
-50–90 HU masking inside the skull; series volumes are compared with ``studies.csv`` when
-present. ``--real`` adds the checks on real scans: the share of CQ500 slices flagged ``any``, the
-known-negative RSNA samples, and what each segmenter marks on CQ500 (slices and mL, all false).
+thresholds) and per series (the verdict: its highest slice against the series thresholds, and
+against the slice thresholds for comparison), and the segmenter by Dice against ``masks/`` on
+each slice's own grid, next to plain 50–90 HU masking inside the skull; series volumes are
+compared with ``studies.csv`` when present. ``--real`` adds the checks on real scans: the share
+of CQ500 slices flagged ``any`` and the series' verdict, the known-negative RSNA samples, and
+what each segmenter marks on CQ500 (slices and mL, all false).
 """
 
 from __future__ import annotations
@@ -65,6 +67,31 @@ def evaluate_classifier(path: Path, data: Path) -> dict:
         sens, spec = sensitivity_specificity(y[:, i], p[:, i] >= clf.thresholds[k])
         at[k] = {"threshold": clf.thresholds[k], "sensitivity": sens, "specificity": spec}
     out["at_default_thresholds"] = at
+    out["series"] = series_figures(result, labels, clf)
+    return out
+
+
+def series_figures(result, labels: dict, clf) -> dict:
+    """Per label, series-level sensitivity and specificity of the verdict (highest slice against
+    the series thresholds) and of the highest slice against the slice thresholds."""
+    highest, truth = [], []
+    for series in result.series:
+        ys = [labels.get(Path(s.path).name.removesuffix(".dcm")) for s in series.slices]
+        if any(y is None or np.isnan(y).any() for y in ys):
+            continue
+        truth.append(np.max(ys, axis=0))
+        highest.append([series.probabilities[k] for k in LABELS])
+    y, p = np.asarray(truth), np.asarray(highest)
+    out: dict = {"series": len(y), "bleed_free_series": int((y[:, 0] == 0).sum()) if len(y) else 0}
+    for i, k in enumerate(LABELS):
+        row = {"positive_series": int(y[:, i].sum()) if len(y) else 0}
+        for name, t in (
+            ("verdict", clf.series_thresholds[k]),
+            ("at_slice_threshold", clf.thresholds[k]),
+        ):
+            sens, spec = sensitivity_specificity(y[:, i], p[:, i] >= t) if len(y) else (None, None)
+            row[name] = {"threshold": t, "sensitivity": sens, "specificity": spec}
+        out[k] = row
     return out
 
 
@@ -142,6 +169,8 @@ def real_checks(path: Path, shared: Path) -> dict:
             "flagged_any": int(flagged),
             "flagged_fraction": flagged / max(len(r.slices), 1),
             "series_any_probability": r.probabilities["any"],
+            "series_verdict": {k: bool(v) for k, v in r.series[0].verdict.items()},
+            "series_thresholds": dict(clf.series_thresholds),
             "seconds": round(time.time() - t0, 2),
         }
     rsna = shared / "rsna-samples"

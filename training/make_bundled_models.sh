@@ -112,10 +112,12 @@ python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-va
     runs/ft6/models/densenet_unet.onnx
 
 # export the chosen models: stage D's classifier, stage E's segmenter (parity check; int8
-# variants kept only if they hold accuracy)
+# variants kept only if they hold accuracy; series thresholds on the four validation seeds,
+# training/trials/series-thresholds-rule.md)
 python export/to_onnx.py --classifier runs/ft5/densenet25d.keras \
     --segmenter runs/ft6/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
-    --data "$DATA/phantoms-val"
+    --data "$DATA/phantoms-val" --series-data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
+    "$DATA/phantoms-val2b" "$DATA/phantoms-val3"
 # the checkpoints behind the bundled files, for the benchmarks' Keras side (benchmarks/README.md)
 mkdir -p runs/bundled
 ln -sfn ../ft5/densenet25d.keras runs/bundled/densenet25d.keras
