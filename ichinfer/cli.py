@@ -640,6 +640,12 @@ def info(
                     f"  {m['file']}: {m['task']} {m['name']} v{m['version']} {m['precision']} "
                     f"input {m['input_size']} context ±{m['context_slabs']} slab {m['slab_mm']} mm"
                     f" — trained on: {m['training_data']}", highlight=False)
+                if m["task"] == "classify":
+                    series = m["series_thresholds"] or m["thresholds"]
+                    out_console.print(
+                        "    thresholds, slice / series verdict: " + ", ".join(
+                            f"{k} {m['thresholds'][k]:.3f} / {series[k]:.3f}" for k in LABELS),
+                        highlight=False)
         if "model_dir_error" in report:
             out_console.print(f"[red]{report['model_dir_error']}[/red]", highlight=False)
 

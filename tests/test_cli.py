@@ -137,3 +137,11 @@ def test_series_warnings_are_printed(phantom_study, tiny_model_dir, tmp_path):
     assert json.loads(out.read_text())["series"][0]["warnings"]
     quiet = invoke("classify", folder, "--model-dir", tiny_model_dir, "-q")
     assert "warning:" not in quiet.output
+
+
+def test_info_shows_both_operating_points(tiny_model_dir):
+    """The CLI legend sends users to `ichinfer info` for the thresholds behind the verdict."""
+    r = invoke("info", "--model-dir", tiny_model_dir)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "thresholds, slice / series verdict: any 0.500 / 0.600" in text
