@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# About three and a half hours on 2 CPU cores. DATA (default data/) receives the phantoms, runs/
+# About four hours on 2 CPU cores. DATA (default data/) receives the phantoms, runs/
 # the Keras checkpoints.
 #
 # The models grew with the phantom generator, in four stages, each on phantoms from the
@@ -12,7 +12,8 @@
 #   C. commit 2e9621c's generator (bone bloom, stronger cupping): both fine-tuned again;
 #   D. the current generator (falx and tentorium as thick and dense as real ones, muscle at
 #      real density, mandible): both fine-tuned again, the segmenter on 45 % bleeding slices;
-#   E. the segmenter once more, on 55 % bleeding slices (the classifier stays stage D's).
+#   E. the segmenter once more, on 55 % bleeding slices (the classifier stays stage D's);
+#   F. the classifier once more, longer, at a lower learning rate (the segmenter stays E's).
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, and
 # one more validation seed from the current one (the stage-D choice); test phantoms from both.
 # Stage A ran with commit c3d99a0's training code, B to D with later commits': a rerun follows
@@ -111,30 +112,45 @@ python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-va
     "$DATA/phantoms-val2b" "$DATA/phantoms-val3" --models runs/ft5/models/densenet_unet.onnx \
     runs/ft6/models/densenet_unet.onnx
 
-# export the chosen models: stage D's classifier, stage E's segmenter (parity check; int8
+# F. the classifier fine-tuned longer at a lower rate (26 min alone), then D or F
+# (training/trials/selection-f-rule.md)
+python training/train_classifier.py --data "${CD[@]}" --arch densenet25d \
+    --init runs/ft5/densenet25d.keras --lr 5e-4 --epochs 20 --time-budget 2400 \
+    --image-size 192 --hu-shift 15 --out runs/ft7/densenet25d.keras \
+    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): trained at \
+commit c3d99a0 on phantoms-a, phantoms-b; fine-tuned on those and ft-3100, ft-3101; then on \
+ft-3100, ft-3101, ft-3200, ft-3201, --hu-shift 15; then on ft-3200, ft-3201, ft-3300, ft-3301 \
+(dense dural folds, muscle), --hu-shift 15, lr 1e-3 then 5e-4"
+python export/to_onnx.py --classifier runs/ft7/densenet25d.keras --segmenter /nonexistent \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out runs/ft7/models
+python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
+    "$DATA/phantoms-val2b" "$DATA/phantoms-val3" --models runs/ft5/models/densenet25d.onnx \
+    runs/ft7/models/densenet25d.onnx
+
+# export the chosen models: stage F's classifier, stage E's segmenter (parity check; int8
 # variants kept only if they hold accuracy; series thresholds on the four validation seeds,
 # training/trials/series-thresholds-rule.md)
-python export/to_onnx.py --classifier runs/ft5/densenet25d.keras \
+python export/to_onnx.py --classifier runs/ft7/densenet25d.keras \
     --segmenter runs/ft6/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
     --data "$DATA/phantoms-val" --series-data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
     "$DATA/phantoms-val2b" "$DATA/phantoms-val3"
 # the checkpoints behind the bundled files, for the benchmarks' Keras side (benchmarks/README.md)
 mkdir -p runs/bundled
-ln -sfn ../ft5/densenet25d.keras runs/bundled/densenet25d.keras
-ln -sfn ../ft5/densenet25d.json runs/bundled/densenet25d.json
+ln -sfn ../ft7/densenet25d.keras runs/bundled/densenet25d.keras
+ln -sfn ../ft7/densenet25d.json runs/bundled/densenet25d.json
 ln -sfn ../ft6/densenet_unet.keras runs/bundled/densenet_unet.keras
 ln -sfn ../ft6/densenet_unet.json runs/bundled/densenet_unet.json
 ln -sfn ../seed_cnn.keras runs/bundled/seed_cnn.keras
 
 # the stages it replaced and the bundled models on both test sets, for the card's tables
-for stage in c:ft4 d:ft5; do
+for stage in c:ft4 d:ft5 e:ft6; do
     python training/evaluate.py --data "$DATA/phantoms-test" --model-dir "runs/${stage#*:}/models" \
         --real ../shared/data --out "training/trials/stage-${stage%%:*}-evaluation.json"
     python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir "runs/${stage#*:}/models" \
         --real ../shared/data --out "training/trials/stage-${stage%%:*}-evaluation-test2.json"
 done
 python training/evaluate.py --data "$DATA/phantoms-test" --real ../shared/data \
-    --out training/trials/stage-e-evaluation.json
+    --out training/trials/stage-f-evaluation.json
 
 # the model card's figures: held-out phantoms of the current generator, plus the real-scan
 # checks when available
