@@ -61,9 +61,9 @@ def load_series_thresholds(
     source: Thresholds, spec_series: Mapping[str, float], slice_thresholds: Mapping[str, float]
 ) -> dict[str, float]:
     """Verdict thresholds per label: the model's series thresholds (its series-level operating
-    point), or its slice thresholds if it has none; a label ``source`` sets a slice threshold
-    for takes that one (a site's own operating point, ``ichinfer calibrate``, governs its
-    slices and verdicts alike), and ``source["series_thresholds"]`` overrides both."""
+    point), or its slice thresholds if it has none. Where ``source`` sets a label's slice
+    threshold, the verdict takes it too (a site's own operating point, ``ichinfer calibrate``,
+    governs its slices and verdicts alike); ``source["series_thresholds"]`` overrides both."""
     out = dict(spec_series or slice_thresholds)
     data = _read_thresholds(source)
     if data is None:

@@ -49,3 +49,20 @@ def phantom_study(tmp_path_factory: pytest.TempPathFactory) -> PhantomStudy:
     write_study(study, root)
     folder = root / "stage_2_train"
     return PhantomStudy(folder, len(list(folder.glob("*.dcm"))), study)
+
+
+@pytest.fixture(scope="session")
+def labelled_phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four small phantom series (96², 5 mm; the first and third bleed) in the RSNA layout,
+    with ``stage_2_train.csv`` and ``studies.csv``."""
+    from training.synth import make_study, write_label_csv, write_studies_csv, write_study
+
+    root = tmp_path_factory.mktemp("labelled_phantoms")
+    records = [
+        write_study(make_study(700 + i, size=96, positive=i % 2 == 0, thin=False), root,
+                    study_index=i)
+        for i in range(4)
+    ]
+    write_label_csv(records, root / "stage_2_train.csv")
+    write_studies_csv(records, root / "studies.csv")
+    return root

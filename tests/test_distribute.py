@@ -30,18 +30,6 @@ sys.exit({script}.main(sys.argv[1:]))
 """
 
 
-@pytest.fixture(scope="module")
-def phantom_data(tmp_path_factory):
-    from training.synth import make_study, write_label_csv, write_studies_csv, write_study
-
-    root = tmp_path_factory.mktemp("phantoms")
-    records = [write_study(make_study(700 + i, size=96, positive=i % 2 == 0, thin=False), root,
-                           study_index=i) for i in range(4)]
-    write_label_csv(records, root / "stage_2_train.csv")
-    write_studies_csv(records, root / "studies.csv")
-    return root
-
-
 # the segmenter failed here when a batch split unevenly (or left a replica empty): AddN
 # rejected it. Training batches are now cut to a multiple of the replica count
 # (training/datasets.py: n_batches, _cut)
@@ -51,8 +39,8 @@ def phantom_data(tmp_path_factory):
     ("train_segmenter",
      ["--crop", "0", "--monitor-slices", "8", "--seed", "2", "--batch-size", "5"]),
 ])
-def test_mirrored_strategy_on_two_logical_cpus(phantom_data, tmp_path, script, extra):
-    args = ["--data", str(phantom_data), "--epochs", "1", "--image-size", "32", "--batch-size",
+def test_mirrored_strategy_on_two_logical_cpus(labelled_phantoms, tmp_path, script, extra):
+    args = ["--data", str(labelled_phantoms), "--epochs", "1", "--image-size", "32", "--batch-size",
             "8", "--val-fraction", "0.5", "--seed", "1", "--distribute", "mirrored",
             "--out", str(tmp_path / "m.keras"), *extra]
     code = SCRIPT.format(root=str(ROOT), script=script)

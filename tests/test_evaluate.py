@@ -11,26 +11,16 @@ from tiny_models import tiny_classifier
 from ichinfer.labels import LABELS
 
 
-@pytest.fixture(scope="module")
-def labelled(tmp_path_factory):
-    from training.synth import make_study, write_label_csv, write_study
-
-    root = tmp_path_factory.mktemp("phantoms")
-    records = [write_study(make_study(900 + i, size=96, positive=i % 2 == 0, thin=False), root,
-                           study_index=i) for i in range(4)]
-    write_label_csv(records, root / "stage_2_train.csv")
-    return root
-
-
 @pytest.mark.parametrize("series_threshold", [0.0, 1.01])
-def test_series_figures_follow_the_verdict_thresholds(labelled, tmp_path, series_threshold):
+def test_series_figures_follow_the_verdict_thresholds(labelled_phantoms, tmp_path,
+                                                     series_threshold):
     from training.evaluate import evaluate_classifier
 
     model = tmp_path / "tiny.onnx"
     meta = {"thresholds": json.dumps(dict.fromkeys(LABELS, 1.01)),  # no slice ever flagged
             "series_thresholds": json.dumps(dict.fromkeys(LABELS, series_threshold))}
     onnx.save(tiny_classifier(meta=meta), model)
-    series = evaluate_classifier(model, labelled)["series"]
+    series = evaluate_classifier(model, labelled_phantoms)["series"]
     assert series["series"] == 4 and series["bleed_free_series"] == 2
     assert series["any"]["positive_series"] == 2
     every = series_threshold == 0.0  # 0: every series called; above 1: none

@@ -40,6 +40,7 @@ def test_sha256_mismatch_is_refused(tiny_model_dir, tmp_path):
         ({"preprocess": "99"}, "preprocessing version"),
         ({"input_size": json.dumps([64, 64])}, "height"),
         ({"context": json.dumps(2)}, "channels"),
+        ({"series_thresholds": json.dumps({"any": 0.5})}, "series thresholds"),
     ],
 )
 def test_metadata_contract_is_checked(tmp_path, meta, message):
