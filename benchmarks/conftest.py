@@ -29,6 +29,23 @@ KERAS_DIR_ENV = "ICHINFER_KERAS_DIR"
 BATCH_SIZES = (1, 8, 32)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """JPEG Lossless through pylibjpeg, as in the base install, unless a benchmark (the ``gdcm``
+    variants) says otherwise: the environment that runs these may have the ``[gdcm]`` extra."""
+    from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV
+
+    os.environ.setdefault(JPEG_LOSSLESS_DECODER_ENV, "pylibjpeg")
+
+
+def gdcm_or_skip() -> None:
+    from pydicom.uid import JPEGLosslessSV1
+
+    from ichinfer.dicom import _installed_plugins
+
+    if "gdcm" not in _installed_plugins(JPEGLosslessSV1):
+        pytest.skip("python-gdcm is not installed (pip install '.[gdcm]')")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ichinfer benchmarks")
     group.addoption("--model-dir", default=None,

@@ -63,9 +63,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, len(r1.slices),
 """
 
 
-def peak_rss(model_dir: Path, path: Path) -> dict:
-    rss, n1, n2 = _run(_PEAK.format(model_dir=str(model_dir), path=str(path))).split()
-    return {"peak_rss_bytes": int(rss), "slices": int(n1), "series": str(path.name)}
+def peak_rss(model_dir: Path, path: Path, env: dict | None = None) -> dict:
+    rss, n1, n2 = _run(_PEAK.format(model_dir=str(model_dir), path=str(path)), env=env).split()
+    return {"peak_rss_bytes": int(rss), "slices": int(n1), "series": str(path.name),
+            **(env or {})}
 
 
 # the same run with decode worker processes: the proportional set size (PSS: shared pages split
@@ -156,7 +157,9 @@ def installed_sizes() -> dict:
     tf = closure(["tensorflow-cpu", "keras"])
     ours = (REPO / "ichinfer")
     own = sum(p.stat().st_size for p in ours.rglob("*.py"))
+    gdcm = {k: v for k, v in closure(["python-gdcm"]).items() if k not in runtime}
     return {"runtime_bytes": sum(runtime.values()) + own, "runtime_distributions": runtime,
+            "gdcm_extra_bytes": sum(gdcm.values()) if gdcm else None,
             "tensorflow_bytes": sum(tf.values()), "tensorflow_distributions": tf,
             "method": "importlib.metadata file sizes of each distribution and its requirements "
                       "(recursively) in this environment; ichinfer's own sources added"}
@@ -232,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=Path("footprint.json"))
     args = ap.parse_args(argv)
+    from pydicom.uid import JPEGLosslessSV1
+
+    from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV, _installed_plugins
+
+    # the base install's decoder (pylibjpeg) unless told otherwise; GDCM (the [gdcm] extra)
+    # measured apart below when it is installed
+    os.environ.setdefault(JPEG_LOSSLESS_DECODER_ENV, "pylibjpeg")
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "python": sys.version.split()[0],
                     "model_dir": str(args.model_dir)}
     result["import_ichinfer"] = import_time("ichinfer", args.repeat)
@@ -244,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     if CQ500.is_dir():
         result["peak_memory"] = peak_rss(args.model_dir, CQ500)
         result["peak_memory_decode_processes"] = peak_tree_pss(args.model_dir, CQ500, 2)
+        if "gdcm" in _installed_plugins(JPEGLosslessSV1):
+            result["peak_memory_gdcm"] = peak_rss(args.model_dir, CQ500,
+                                                  {JPEG_LOSSLESS_DECODER_ENV: "gdcm"})
     else:
         result["peak_memory"] = {"skipped": f"{CQ500} is absent"}
     # one slice, so the figure is start-up + first result, not the decode of a whole series

@@ -20,7 +20,46 @@ ICHINFER_MODEL_DIR=models ICHINFER_KERAS_DIR=runs/bundled \\
   .venv/bin/python -m pytest benchmarks --benchmark-only --benchmark-json bench.json
 .venv/bin/python benchmarks/footprint.py --model-dir models --keras-dir runs/bundled \\
   --out footprint.json
-.venv/bin/python benchmarks/render.py bench.json footprint.json > benchmarks/README.md"""
+# then the [gdcm] extra, same machine, same environment plus python-gdcm
+.venv/bin/pip install -e ".[gdcm]"
+ICHINFER_MODEL_DIR=models .venv/bin/python -m pytest benchmarks --benchmark-only \\
+  -k "jpeg_lossless or decode_series or classify_and_segment_cq500 or cq500_gdcm" \\
+  --benchmark-json bench-gdcm.json
+.venv/bin/python benchmarks/footprint.py --model-dir models --keras-dir runs/bundled \\
+  --out footprint-gdcm.json
+.venv/bin/pip uninstall -y python-gdcm
+.venv/bin/python benchmarks/render.py bench.json footprint.json \\
+  --gdcm bench-gdcm.json footprint-gdcm.json > benchmarks/README.md"""
+
+
+def gdcm_rows(bench: Bench, fp: dict) -> list[list[str]]:
+    """The [gdcm] extra against pylibjpeg, each pair from the same run."""
+    rows = []
+    pairs = [
+        ("read one CQ500 slice to HU", r"test_read_jpeg_lossless_cq500\[gdcm\]",
+         r"test_read_jpeg_lossless_cq500\[pylibjpeg\]"),
+        ("decode CQ500 onto the model grid (238 slices, 1 thread)",
+         r"test_decode_series_cq500\[1, gdcm\]", r"test_decode_series_cq500\[1\]"),
+        ("CQ500 classify + segment, end to end (one decode)", r"test_cq500_gdcm",
+         r"test_classify_and_segment_cq500"),
+    ]
+    for what, mine, base in pairs:
+        g, p = bench.one(mine), bench.one(base)
+        if g and p:
+            rows.append([what, f"{_ms(Bench.median(g))} vs {_ms(Bench.median(p))} "
+                         f"({Bench.median(p) / Bench.median(g):.2f}× faster)", "(no target)", "—"])
+    mem = fp.get("peak_memory_gdcm", {})
+    if "peak_rss_bytes" in mem:
+        rss = mem["peak_rss_bytes"]
+        rows.append(["peak resident memory, classify + segment CQ500, GDCM decoding",
+                     f"{rss / 2**20:.0f} MiB", "≤ 400 MB", _ok(rss <= 400e6)])
+    inst = fp.get("installed", {})
+    if inst.get("gdcm_extra_bytes") and inst.get("tensorflow_bytes"):
+        total = inst["runtime_bytes"] + inst["gdcm_extra_bytes"]
+        share = total / inst["tensorflow_bytes"]
+        rows.append(["runtime environment with the extra vs TensorFlow + Keras",
+                     f"{share:.0%} ({total / 2**20:.0f} MiB)", "≤ 25%", _ok(share <= 0.25)])
+    return rows
 
 
 def _ms(s: float | None) -> str:
@@ -131,7 +170,7 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
         rows.append(["peak memory, same run with 2 decode processes (PSS of all processes, "
                      "summed)", f"{tree / 2**20:.0f} MiB", "≤ 400 MB", _ok(tree <= 400e6)])
     for b in [*bench.find(r"test_(classify|segment|classify_and_segment)_(40|cq500)"),
-              *bench.find(r"test_cq500_decode_processes\[.+\]")]:
+              *bench.find(r"test_cq500_decode_processes\[.+\]"), *bench.find(r"test_cq500_gdcm")]:
         frac = b["extra_info"].get("decode_preprocess_fraction")
         if frac is None:
             continue
@@ -159,7 +198,7 @@ def details(bench: Bench) -> str:
             info = b["extra_info"]
             notes = []
             for key in ("engine", "provider", "intra_op_threads", "transfer_syntax",
-                        "decode_threads", "decode_processes", "slices"):
+                        "decode_threads", "decode_processes", "jpeg_lossless_decoder", "slices"):
                 if key in info:
                     notes.append(f"{key}={info[key]}")
             if "stages_s" in info:
@@ -173,7 +212,8 @@ def details(bench: Bench) -> str:
     return "\n".join(out)
 
 
-def render(bench_path: Path, footprint_path: Path | None, draft: str | None) -> str:
+def render(bench_path: Path, footprint_path: Path | None, draft: str | None,
+           gdcm: list[Path] | None = None) -> str:
     data = json.loads(bench_path.read_text())
     bench = Bench(data)
     fp = json.loads(footprint_path.read_text()) if footprint_path else {}
@@ -219,6 +259,7 @@ def render(bench_path: Path, footprint_path: Path | None, draft: str | None) -> 
         "`bench.json`), so its median moves between runs; a ratio counts as met only when it "
         "holds against both Keras' median and its fastest round.",
         "",
+        *(_gdcm_section(*gdcm) if gdcm else []),
         "## Every benchmark",
         "",
         details(bench),
@@ -227,13 +268,35 @@ def render(bench_path: Path, footprint_path: Path | None, draft: str | None) -> 
     return "\n".join(parts)
 
 
+def _gdcm_section(bench_path: Path, footprint_path: Path) -> list[str]:
+    data = json.loads(bench_path.read_text())
+    bench = Bench(data)
+    date = data.get("machine_info", {}).get("ichinfer", {}).get("date", data.get("datetime", "?"))
+    return [
+        "## With the opt-in `[gdcm]` extra",
+        "",
+        f"From `{bench_path.name}` and `{footprint_path.name}` ({date}, the same machine and "
+        "environment plus `python-gdcm`; the last commands above). Each pair is from one run: "
+        "the pylibjpeg figure with `ICHINFER_JPEG_LOSSLESS_DECODER=pylibjpeg`. With GDCM "
+        "installed, `import pydicom` loads it whichever decoder is used.",
+        "",
+        table(gdcm_rows(bench, json.loads(footprint_path.read_text())),
+              ["figure", "measured", "target", ""]),
+        "",
+        details(bench),
+        "",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("bench", type=Path, help="pytest --benchmark-json output")
     ap.add_argument("footprint", type=Path, nargs="?", help="benchmarks/footprint.py output")
     ap.add_argument("--draft", help="label the table as a draft, with this reason")
+    ap.add_argument("--gdcm", type=Path, nargs=2, metavar=("BENCH", "FOOTPRINT"),
+                    help="a run with the [gdcm] extra installed, shown in its own section")
     args = ap.parse_args(argv)
-    print(render(args.bench, args.footprint, args.draft))
+    print(render(args.bench, args.footprint, args.draft, args.gdcm))
     return 0
 
 

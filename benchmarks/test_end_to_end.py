@@ -176,3 +176,18 @@ def test_cq500_decode_processes(benchmark, monkeypatch, tmp_path, classifier, se
              lambda out: _both(classifier, segmenter, cq500, out), (classifier, segmenter), 238,
              rounds=3)
     benchmark.extra_info.update(decode_processes=2)
+
+
+def test_cq500_gdcm(benchmark, monkeypatch, tmp_path, classifier, segmenter, cq500) -> None:
+    """Classify + segment CQ500 with the ``[gdcm]`` extra decoding its JPEG Lossless."""
+    from conftest import gdcm_or_skip
+
+    from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV
+
+    gdcm_or_skip()
+    monkeypatch.setenv(JPEG_LOSSLESS_DECODER_ENV, "gdcm")
+    _run(benchmark, monkeypatch, tmp_path,
+         "classify + segment CQ500 (238 slices, one decode), GDCM decoding",
+         lambda out: _both(classifier, segmenter, cq500, out), (classifier, segmenter), 238,
+         rounds=3)
+    benchmark.extra_info.update(jpeg_lossless_decoder="gdcm")

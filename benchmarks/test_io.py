@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import gdcm_or_skip
 
 from ichinfer import dicom
 
@@ -35,8 +36,13 @@ def test_read_uncompressed_synthetic(benchmark, series40: Path) -> None:
     _read_one(benchmark, _first(series40))
 
 
-def test_read_jpeg_lossless_cq500(benchmark, cq500: Path) -> None:
+@pytest.mark.parametrize("decoder", ["pylibjpeg", "gdcm"])
+def test_read_jpeg_lossless_cq500(benchmark, cq500: Path, decoder: str, monkeypatch) -> None:
+    if decoder == "gdcm":
+        gdcm_or_skip()
+    monkeypatch.setenv(dicom.JPEG_LOSSLESS_DECODER_ENV, decoder)
     _read_one(benchmark, _first(cq500))
+    benchmark.extra_info.update(jpeg_lossless_decoder=decoder)
 
 
 def test_read_jpeg2000_example(benchmark, phantom: Path) -> None:
@@ -52,19 +58,23 @@ def test_scan_headers_cq500(benchmark, cq500: Path) -> None:
     assert n == 238
 
 
-@pytest.mark.parametrize("workers", [1, 2, "2 processes"])
+@pytest.mark.parametrize("workers", [1, 2, "2 processes", "1, gdcm"])
 def test_decode_series_cq500(benchmark, cq500: Path, workers, monkeypatch) -> None:
     """All 238 CQ500 slices to HU on the 192² grid (PreparedSeries.decode), by decode threads
     or (``ICHINFER_DECODE_PROCESSES``) worker processes, whose pool starts in a warm-up round."""
     from ichinfer.pipeline import DECODE_PROCESSES_ENV, DECODE_THREADS_ENV, PreparedSeries
 
     processes = 2 if workers == "2 processes" else 0
-    threads = 1 if processes else workers
+    threads = workers if isinstance(workers, int) else 1
+    decoder = "gdcm" if workers == "1, gdcm" else "pylibjpeg"
+    if decoder == "gdcm":
+        gdcm_or_skip()
+    monkeypatch.setenv(dicom.JPEG_LOSSLESS_DECODER_ENV, decoder)
     monkeypatch.setenv(DECODE_THREADS_ENV, str(threads))
     monkeypatch.setenv(DECODE_PROCESSES_ENV, str(processes))
     series = dicom.read_series(str(cq500))
     benchmark.group = "decode a series onto the model grid"
     benchmark.extra_info.update(slices=len(series.slices), decode_threads=threads,
-                                decode_processes=processes)
+                                decode_processes=processes, jpeg_lossless_decoder=decoder)
     benchmark.pedantic(lambda: PreparedSeries(series).decode([192]), rounds=3, iterations=1,
                        warmup_rounds=1 if processes else 0)

@@ -16,6 +16,7 @@ Conventions every caller can rely on:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -33,7 +34,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.pixels import pixel_array as _decode_pixels
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, JPEGLossless, JPEGLosslessSV1
 
 from ichinfer.errors import (
     IchInferError,
@@ -557,6 +558,55 @@ def _check_decoder(ds: Dataset, path: str) -> None:
         )
 
 
+#: the JPEG Lossless decoder: ``gdcm`` (the ``[gdcm]`` extra; pylibjpeg without it) or
+#: ``pylibjpeg``. GDCM gave the same pixels on every CQ500 slice and decodes them faster.
+JPEG_LOSSLESS_DECODER_ENV = "ICHINFER_JPEG_LOSSLESS_DECODER"
+JPEG_LOSSLESS_DECODERS = ("gdcm", "pylibjpeg")
+_JPEG_LOSSLESS = frozenset({JPEGLossless, JPEGLosslessSV1})
+
+
+@functools.cache
+def _installed_plugins(ts: UID | None) -> tuple[str, ...]:
+    try:
+        return tuple(get_decoder(ts).available_plugins) if ts is not None else ()
+    except NotImplementedError:
+        return ()
+
+
+def decoding_plugins(ts: UID | None) -> tuple[str, ...]:
+    """The pydicom decoding plugins tried for ``ts``, in order (``""``: pydicom's own choice).
+
+    JPEG Lossless: GDCM first when installed (``ICHINFER_JPEG_LOSSLESS_DECODER=pylibjpeg``
+    puts pylibjpeg first). Any other syntax stays with pylibjpeg even when GDCM is installed
+    (pydicom would try GDCM first, and its JPEG 2000 sign handling differs: pydicom issue
+    1149), falling back to pydicom's choice only if pylibjpeg fails."""
+    installed = _installed_plugins(ts)
+    if ts in _JPEG_LOSSLESS:
+        first = os.environ.get(JPEG_LOSSLESS_DECODER_ENV, "gdcm").strip().lower() or "gdcm"
+        if first not in JPEG_LOSSLESS_DECODERS:
+            raise ValueError(f"{JPEG_LOSSLESS_DECODER_ENV}={first} is not one of "
+                             f"{', '.join(JPEG_LOSSLESS_DECODERS)}")
+        order = [p for p in (first, *JPEG_LOSSLESS_DECODERS) if p in installed]
+        return tuple(dict.fromkeys(order)) or ("",)
+    if "gdcm" in installed and "pylibjpeg" in installed:
+        return ("pylibjpeg", "")
+    return ("",)
+
+
+def _decode(ds: Dataset, index: int | None) -> np.ndarray:
+    """Stored values of one frame, by the first plugin of :func:`decoding_plugins` that works."""
+    plugins = decoding_plugins(_transfer_syntax(ds))
+    for k, plugin in enumerate(plugins):
+        try:
+            return _decode_pixels(ds, index=index, decoding_plugin=plugin)
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException:  # noqa: BLE001 - the next plugin may read it; the last one raises
+            if k == len(plugins) - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _number_of_frames(ds: Dataset) -> int:
     return max(_int(ds, "NumberOfFrames") or 1, 1)
 
@@ -736,7 +786,7 @@ def _hu_from_dataset(ds: Dataset, path: str, frame: int | None) -> np.ndarray:
         raise InvalidInputError(f"frame {frame} out of range (0..{frames - 1})", path=path)
     index = (frame or 0) if multiframe else None
     try:
-        stored = _decode_pixels(ds, index=index)
+        stored = _decode(ds, index)
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as err:  # noqa: BLE001 - decoder errors come in many types, and
