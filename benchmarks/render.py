@@ -32,36 +32,6 @@ ICHINFER_MODEL_DIR=models .venv/bin/python -m pytest benchmarks --benchmark-only
   --gdcm bench-gdcm.json footprint-gdcm.json > benchmarks/README.md"""
 
 
-def gdcm_rows(bench: Bench, fp: dict) -> list[list[str]]:
-    """The [gdcm] extra against pylibjpeg, each pair from the same run."""
-    rows = []
-    pairs = [
-        ("read one CQ500 slice to HU", r"test_read_jpeg_lossless_cq500\[gdcm\]",
-         r"test_read_jpeg_lossless_cq500\[pylibjpeg\]"),
-        ("decode CQ500 onto the model grid (238 slices, 1 thread)",
-         r"test_decode_series_cq500\[1, gdcm\]", r"test_decode_series_cq500\[1\]"),
-        ("CQ500 classify + segment, end to end (one decode)", r"test_cq500_gdcm",
-         r"test_classify_and_segment_cq500"),
-    ]
-    for what, mine, base in pairs:
-        g, p = bench.one(mine), bench.one(base)
-        if g and p:
-            rows.append([what, f"{_ms(Bench.median(g))} vs {_ms(Bench.median(p))} "
-                         f"({Bench.median(p) / Bench.median(g):.2f}× faster)", "(no target)", "—"])
-    mem = fp.get("peak_memory_gdcm", {})
-    if "peak_rss_bytes" in mem:
-        rss = mem["peak_rss_bytes"]
-        rows.append(["peak resident memory, classify + segment CQ500, GDCM decoding",
-                     f"{rss / 2**20:.0f} MiB", "≤ 400 MB", _ok(rss <= 400e6)])
-    inst = fp.get("installed", {})
-    if inst.get("gdcm_extra_bytes") and inst.get("tensorflow_bytes"):
-        total = inst["runtime_bytes"] + inst["gdcm_extra_bytes"]
-        share = total / inst["tensorflow_bytes"]
-        rows.append(["runtime environment with the extra vs TensorFlow + Keras",
-                     f"{share:.0%} ({total / 2**20:.0f} MiB)", "≤ 25%", _ok(share <= 0.25)])
-    return rows
-
-
 def _ms(s: float | None) -> str:
     if s is None:
         return "—"
@@ -178,6 +148,36 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
                      "writing share", f"{frac:.0%} (outside inference: "
                      f"{b['extra_info']['outside_inference_fraction']:.0%})", "≤ 25%",
                      _ok(frac <= 0.25)])
+    return rows
+
+
+def gdcm_rows(bench: Bench, fp: dict) -> list[list[str]]:
+    """The [gdcm] extra against pylibjpeg, each pair from the same run."""
+    rows = []
+    pairs = [
+        ("read one CQ500 slice to HU", r"test_read_jpeg_lossless_cq500\[gdcm\]",
+         r"test_read_jpeg_lossless_cq500\[pylibjpeg\]"),
+        ("decode CQ500 onto the model grid (238 slices, 1 thread)",
+         r"test_decode_series_cq500\[1, gdcm\]", r"test_decode_series_cq500\[1\]"),
+        ("CQ500 classify + segment, end to end (one decode)", r"test_cq500_gdcm",
+         r"test_classify_and_segment_cq500"),
+    ]
+    for what, mine, base in pairs:
+        g, p = bench.one(mine), bench.one(base)
+        if g and p:
+            rows.append([what, f"{_ms(Bench.median(g))} vs {_ms(Bench.median(p))} "
+                         f"({Bench.median(p) / Bench.median(g):.2f}× faster)", "(no target)", "—"])
+    mem = fp.get("peak_memory_gdcm", {})
+    if "peak_rss_bytes" in mem:
+        rss = mem["peak_rss_bytes"]
+        rows.append(["peak resident memory, classify + segment CQ500, GDCM decoding",
+                     f"{rss / 2**20:.0f} MiB", "≤ 400 MB", _ok(rss <= 400e6)])
+    inst = fp.get("installed", {})
+    if inst.get("gdcm_extra_bytes") and inst.get("tensorflow_bytes"):
+        total = inst["runtime_bytes"] + inst["gdcm_extra_bytes"]
+        share = total / inst["tensorflow_bytes"]
+        rows.append(["runtime environment with the extra vs TensorFlow + Keras",
+                     f"{share:.0%} ({total / 2**20:.0f} MiB)", "≤ 25%", _ok(share <= 0.25)])
     return rows
 
 
