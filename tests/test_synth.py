@@ -174,3 +174,18 @@ def test_compare_real_table(tmp_path: Path, capsys) -> None:
     cells = [float(c) for c in rows[0].strip("|").split("|")[1:]]
     assert sum(cells[:8]) == pytest.approx(100.0, abs=0.5)
     assert 15.0 <= cells[8] <= 50.0  # the brain peak sits in the brain band
+
+
+def test_thin_series_cover_part_of_the_head_or_all_of_it():
+    """Thin series: 25-40 mm about the middle (the default), or vertex to skull base."""
+    part = make_study(5, size=32, positive=False, thin=True)
+    whole = make_study(5, size=32, positive=False, thin=True, thin_extent="whole")
+    for study in (part, whole):
+        assert study.thickness_mm <= 1.25
+    def extent(s):
+        return s.spacing_mm * (s.n_slices - 1)
+
+    assert extent(part) <= 41
+    assert extent(whole) >= 120  # a whole adult head, as the thick series cover
+    with pytest.raises(ValueError, match="thin_extent"):
+        make_study(5, size=32, thin=True, thin_extent="most")

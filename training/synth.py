@@ -216,12 +216,18 @@ def make_study(
     thin: bool | None = None,
     subtypes: tuple[str, ...] | None = None,
     mimics: bool | None = None,
+    thin_extent: str = "partial",
 ) -> Study:
     """Generate one phantom series in memory (deterministic for `seed`).
 
     `positive`/`thin`/`mimics` default to random draws (55% positive, 25% thin, mimics on all
     negatives and 40% of positives); `subtypes` forces the bleeds (names as in `SUBTYPES`).
+    A thin series covers 25-40 mm about the bleed or the middle of the head, or with
+    `thin_extent="whole"` the whole head, vertex to skull base, as real thin series do (and
+    slower to make: 150-250 slices).
     """
+    if thin_extent not in ("partial", "whole"):
+        raise ValueError(f"thin_extent must be 'partial' or 'whole', not {thin_extent!r}")
     if size % 2:
         raise ValueError(f"size must be even, got {size}")
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
@@ -248,7 +254,13 @@ def make_study(
     if r_geo.random() < 0.04:
         fov = float(r_geo.uniform(0.39, 0.5)) * 512  # sometimes the head is clipped
     ps = fov / size
-    if thin:
+    if thin and thin_extent == "whole":
+        thickness = float(r_geo.choice([0.625, 0.625, 0.8, 1.0, 1.25]))
+        spacing = thickness
+        lo, hi = _head_extent(pose, model, normal)
+        start = lo + r_geo.uniform(-2, 4)
+        n_slices = int(np.floor((hi - start) / spacing)) + 1
+    elif thin:
         thickness = float(r_geo.choice([0.625, 0.625, 0.8, 1.0, 1.25]))
         spacing = thickness
         length = float(r_geo.uniform(25, 40))
@@ -529,12 +541,22 @@ def iter_studies(
     size: int = 512,
     positive_fraction: float = 0.55,
     thin_fraction: float = 0.25,
+    thin_extent: str = "partial",
 ) -> Iterator[tuple[int, Study]]:
-    """Yield (index, study); study k depends only on (seed, k) and the fractions."""
+    """Yield (index, study); study k depends only on (seed, k) and the settings."""
     for k in range(n_studies):
         u_pos, u_thin = np.random.default_rng([seed, k, 7]).random(2)
         positive, thin = bool(u_pos < positive_fraction), bool(u_thin < thin_fraction)
-        yield k, make_study(study_seed(seed, k), size=size, positive=positive, thin=thin)
+        yield (
+            k,
+            make_study(
+                study_seed(seed, k),
+                size=size,
+                positive=positive,
+                thin=thin,
+                thin_extent=thin_extent,
+            ),
+        )
 
 
 def generate(
@@ -545,13 +567,19 @@ def generate(
     size: int = 512,
     positive_fraction: float = 0.55,
     thin_fraction: float = 0.25,
+    thin_extent: str = "partial",
 ) -> list[StudyRecord]:
     """Write `n_studies` phantoms plus stage_2_train.csv and studies.csv under `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for k, study in iter_studies(
-        n_studies, seed, size=size, positive_fraction=positive_fraction, thin_fraction=thin_fraction
+        n_studies,
+        seed,
+        size=size,
+        positive_fraction=positive_fraction,
+        thin_fraction=thin_fraction,
+        thin_extent=thin_extent,
     ):
         records.append(write_study(study, out, study_index=k))
     write_label_csv(records, out / "stage_2_train.csv")
@@ -646,6 +674,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512, help="rows = columns (default 512)")
     ap.add_argument("--positive-fraction", type=float, default=0.55)
     ap.add_argument("--thin-fraction", type=float, default=0.25)
+    ap.add_argument(
+        "--thin-extent",
+        choices=("partial", "whole"),
+        default="partial",
+        help="thin series: 25-40 mm about the bleed or mid-head (default), or the whole head",
+    )
     ap.add_argument("--montage", type=Path, help="also write a montage PNG here")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -656,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         size=args.size,
         positive_fraction=args.positive_fraction,
         thin_fraction=args.thin_fraction,
+        thin_extent=args.thin_extent,
     )
     if args.montage:
         make_montage(args.montage, args.seed, size=args.size)
