@@ -32,3 +32,27 @@ def test_series_figures_follow_the_verdict_thresholds(labelled_phantoms, tmp_pat
             assert row["verdict"]["sensitivity"] == (1.0 if every else 0.0)
             assert row["at_slice_threshold"]["sensitivity"] == 0.0
         assert row["at_slice_threshold"]["specificity"] == 1.0
+
+
+def test_hard_negatives_refuses_folders_with_bleeds(labelled_phantoms):
+    from training import hard_negatives
+
+    with pytest.raises(SystemExit, match="slices have a bleed"):
+        hard_negatives.main(["--data", str(labelled_phantoms)])
+
+
+def test_hard_negatives_counts_what_the_models_mark(tmp_path, tiny_model_dir, capsys):
+    from training import hard_negatives
+    from training.synth import generate
+
+    generate(tmp_path / "neg", 2, 5, size=64, positive_fraction=0.0, thin_fraction=0.0)
+    assert hard_negatives.main([
+        "--data", str(tmp_path / "neg"),
+        "--classifiers", str(tiny_model_dir / "tiny_classifier.onnx"),
+        "--segmenters", str(tiny_model_dir / "tiny_segmenter.onnx"),
+    ]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| `")]
+    assert len(rows) == 2
+    # the tiny segmenter returns the 50-90 HU prior: it marks something on every head
+    assert " 0 / " not in rows[1] and "mL" in rows[1]
