@@ -38,11 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def gdcm_or_skip() -> None:
-    from pydicom.uid import JPEGLosslessSV1
+    from ichinfer.dicom import gdcm_installed
 
-    from ichinfer.dicom import _installed_plugins
-
-    if "gdcm" not in _installed_plugins(JPEGLosslessSV1):
+    if not gdcm_installed():
         pytest.skip("python-gdcm is not installed (pip install '.[gdcm]')")
 
 

@@ -235,9 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=Path("footprint.json"))
     args = ap.parse_args(argv)
-    from pydicom.uid import JPEGLosslessSV1
-
-    from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV, _installed_plugins
+    from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV, gdcm_installed
 
     # the base install's decoder (pylibjpeg) unless told otherwise; GDCM (the [gdcm] extra)
     # measured apart below when it is installed
@@ -254,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     if CQ500.is_dir():
         result["peak_memory"] = peak_rss(args.model_dir, CQ500)
         result["peak_memory_decode_processes"] = peak_tree_pss(args.model_dir, CQ500, 2)
-        if "gdcm" in _installed_plugins(JPEGLosslessSV1):
+        if gdcm_installed():
             result["peak_memory_gdcm"] = peak_rss(args.model_dir, CQ500,
                                                   {JPEG_LOSSLESS_DECODER_ENV: "gdcm"})
     else:

@@ -336,20 +336,19 @@ def series_maxima(path: Path, folders: list[Path]) -> tuple[np.ndarray, np.ndarr
 
     from ichinfer.classification import Classifier
     from training.data import read_rsna_labels
+    from training.evaluate import series_highest
 
     highest, truth = [], []
     with tempfile.TemporaryDirectory() as tmp:  # away from the manifest being rewritten
         clf = Classifier(shutil.copy(path, tmp), batch_size=16)
         for folder in folders:
             labels = read_rsna_labels(folder / "stage_2_train.csv")
-            for res in clf.iter_series(folder / "stage_2_train"):
-                stems = [Path(s.path).name.split(".")[0] for s in res.slices]
-                missing = [st for st in stems if st not in labels]
-                if missing:
-                    raise SystemExit(f"{folder}: no labels for {missing[:3]} in stage_2_train.csv")
-                highest.append([res.probabilities[k] for k in LABELS])
-                truth.append(np.max([labels[st] for st in stems], axis=0))
-    return np.array(highest), np.array(truth)
+            h, t, unlabelled = series_highest(clf.iter_series(folder / "stage_2_train"), labels)
+            if unlabelled:
+                raise SystemExit(f"{folder}: {unlabelled} series lack labels in stage_2_train.csv")
+            highest.append(h)
+            truth.append(t)
+    return np.concatenate(highest), np.concatenate(truth)
 
 
 def _share(flags: np.ndarray) -> float | None:

@@ -349,7 +349,11 @@ def plan_batch(
     :func:`iter_batch` would) unless ``parallel_scan`` is False (:func:`ichinfer.dicom.scan`).
     """
     from ichinfer import models, runtime
-    from ichinfer.classification import load_series_thresholds, load_thresholds
+    from ichinfer.classification import (
+        load_series_thresholds,
+        load_thresholds,
+        read_thresholds,
+    )
     from ichinfer.pipeline import failures_of, scan_inputs
 
     out = Path(out)
@@ -358,8 +362,9 @@ def plan_batch(
     if spec.task != "classify":
         raise InvalidInputError(f"{path}: a {spec.task} model, not a classifier")
     sha = models.sha256(path)
-    chosen = load_thresholds(thresholds, spec.thresholds)
-    series_chosen = load_series_thresholds(thresholds, spec.series_thresholds, chosen)
+    given = read_thresholds(thresholds)  # a file is read once, for both
+    chosen = load_thresholds(given, spec.thresholds)
+    series_chosen = load_series_thresholds(given, spec.series_thresholds, chosen)
     job = {"model_sha256": sha, "thresholds": chosen, "series_thresholds": series_chosen}
     job_file = out / JOB_FILE
     if resume and job_file.is_file():

@@ -24,7 +24,8 @@ from ichinfer.results import ClassificationResult, Failure, SeriesResult, SliceR
 Thresholds = Mapping[str, float] | str | os.PathLike | None
 
 
-def _read_thresholds(source: Thresholds) -> Mapping | None:
+def read_thresholds(source: Thresholds) -> Mapping | None:
+    """A thresholds JSON file read (once), or ``source`` itself if it is a mapping or None."""
     if isinstance(source, (str, os.PathLike)):
         try:
             return json.loads(Path(source).read_text())
@@ -45,7 +46,7 @@ def _overridden(defaults: Mapping[str, float], source: Mapping) -> dict[str, flo
 def load_thresholds(source: Thresholds, defaults: Mapping[str, float]) -> dict[str, float]:
     """Slice thresholds per label: the model's defaults, overridden by a mapping or a JSON file
     (``{"any": 0.3, ...}`` or ``{"thresholds": {...}}`` as ``ichinfer calibrate`` writes)."""
-    data = _read_thresholds(source)
+    data = read_thresholds(source)
     if data is None:
         return {label: float(defaults[label]) for label in LABELS}
     return _overridden(defaults, _slice_part(data))
@@ -65,7 +66,7 @@ def load_series_thresholds(
     threshold, the verdict takes it too (a site's own operating point, ``ichinfer calibrate``,
     governs its slices and verdicts alike); ``source["series_thresholds"]`` overrides both."""
     out = dict(spec_series or slice_thresholds)
-    data = _read_thresholds(source)
+    data = read_thresholds(source)
     if data is None:
         return out
     for label in _slice_part(data):
@@ -104,9 +105,10 @@ class Classifier:
         if self.spec.task != "classify":
             raise InvalidInputError(f"{path}: a {self.spec.task} model, not a classifier")
         self.batch_size = batch_size
-        self.thresholds = load_thresholds(thresholds, self.spec.thresholds)
+        source = read_thresholds(thresholds)  # a file is read once, for both
+        self.thresholds = load_thresholds(source, self.spec.thresholds)
         self.series_thresholds = load_series_thresholds(
-            thresholds, self.spec.series_thresholds, self.thresholds
+            source, self.spec.series_thresholds, self.thresholds
         )
 
     def classify_series(self, prepared: PreparedSeries) -> SeriesResult:

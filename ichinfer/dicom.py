@@ -566,11 +566,17 @@ _JPEG_LOSSLESS = frozenset({JPEGLossless, JPEGLosslessSV1})
 
 
 @functools.cache
-def _installed_plugins(ts: UID | None) -> tuple[str, ...]:
+def installed_plugins(ts: UID | None) -> tuple[str, ...]:
+    """The pydicom decoding plugins installed for transfer syntax ``ts`` (none if unknown)."""
     try:
         return tuple(get_decoder(ts).available_plugins) if ts is not None else ()
     except NotImplementedError:
         return ()
+
+
+def gdcm_installed() -> bool:
+    """Whether the ``[gdcm]`` extra (python-gdcm) is there to decode JPEG Lossless."""
+    return "gdcm" in installed_plugins(JPEGLosslessSV1)
 
 
 def decoding_plugins(ts: UID | None) -> tuple[str, ...]:
@@ -578,9 +584,10 @@ def decoding_plugins(ts: UID | None) -> tuple[str, ...]:
 
     JPEG Lossless: GDCM first when installed (``ICHINFER_JPEG_LOSSLESS_DECODER=pylibjpeg``
     puts pylibjpeg first). Any other syntax stays with pylibjpeg even when GDCM is installed
-    (pydicom would try GDCM first, and its JPEG 2000 sign handling differs: pydicom issue
-    1149), falling back to pydicom's choice only if pylibjpeg fails."""
-    installed = _installed_plugins(ts)
+    (pydicom alone would try GDCM first): GDCM is checked against pylibjpeg here on JPEG
+    Lossless only, so elsewhere the decoder the tests cover keeps the job, falling back to
+    pydicom's choice only if pylibjpeg fails."""
+    installed = installed_plugins(ts)
     if ts in _JPEG_LOSSLESS:
         first = os.environ.get(JPEG_LOSSLESS_DECODER_ENV, "gdcm").strip().lower() or "gdcm"
         if first not in JPEG_LOSSLESS_DECODERS:
@@ -601,9 +608,11 @@ def _decode(ds: Dataset, index: int | None) -> np.ndarray:
             return _decode_pixels(ds, index=index, decoding_plugin=plugin)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
-        except BaseException:  # noqa: BLE001 - the next plugin may read it; the last one raises
+        except BaseException as err:  # noqa: BLE001 - the next plugin may read it; the last raises
             if k == len(plugins) - 1:
                 raise
+            logger.debug("decoding plugin %r failed (%s), trying %r", plugin,
+                         type(err).__name__, plugins[k + 1])
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -12,7 +12,7 @@ from pydicom import uid
 from ichinfer import dicom
 from ichinfer.errors import InvalidInputError
 
-GDCM = "gdcm" in dicom._installed_plugins(uid.JPEGLosslessSV1)
+GDCM = dicom.gdcm_installed()
 needs_gdcm = pytest.mark.skipif(not GDCM, reason="python-gdcm is not installed ('.[gdcm]')")
 
 
@@ -43,7 +43,7 @@ def test_gdcm_gives_pylibjpegs_hu_on_every_cq500_slice(shared_data, monkeypatch)
 def test_other_syntaxes_never_start_with_gdcm(ts) -> None:
     plugins = dicom.decoding_plugins(ts)
     assert plugins[0] != "gdcm"
-    installed = dicom._installed_plugins(ts)
+    installed = dicom.installed_plugins(ts)
     if "gdcm" in installed and "pylibjpeg" in installed:  # pydicom alone would try GDCM first
         assert plugins == ("pylibjpeg", "")
 

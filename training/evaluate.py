@@ -71,17 +71,25 @@ def evaluate_classifier(path: Path, data: Path) -> dict:
     return out
 
 
-def series_figures(result, labels: dict, clf) -> dict:
-    """Per label, series-level sensitivity and specificity of the verdict (highest slice against
-    the series thresholds) and of the highest slice against the slice thresholds."""
-    highest, truth = [], []
-    for series in result.series:
+def series_highest(series_results, labels: dict) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per series labelled on every slice: its highest slice probability per label and its
+    truth (a label is present if any slice has it); and the number of series left out for
+    want of labels."""
+    highest, truth, unlabelled = [], [], 0
+    for series in series_results:
         ys = [labels.get(Path(s.path).name.removesuffix(".dcm")) for s in series.slices]
         if any(y is None or np.isnan(y).any() for y in ys):
+            unlabelled += 1
             continue
         truth.append(np.max(ys, axis=0))
         highest.append([series.probabilities[k] for k in LABELS])
-    y, p = np.asarray(truth), np.asarray(highest)
+    return np.asarray(highest), np.asarray(truth), unlabelled
+
+
+def series_figures(result, labels: dict, clf) -> dict:
+    """Per label, series-level sensitivity and specificity of the verdict (highest slice against
+    the series thresholds) and of the highest slice against the slice thresholds."""
+    p, y, _ = series_highest(result.series, labels)
     out: dict = {"series": len(y), "bleed_free_series": int((y[:, 0] == 0).sum()) if len(y) else 0}
     for i, k in enumerate(LABELS):
         row = {"positive_series": int(y[:, i].sum()) if len(y) else 0}
