@@ -18,6 +18,7 @@ from training.synth import (
     slice_normal,
     write_study,
 )
+from training.synth_anatomy import HeadModel, Lattice, sample_head
 from training.synth_dicom import ENCODINGS, PADDING_HU
 
 
@@ -182,6 +183,7 @@ def test_thin_series_cover_part_of_the_head_or_all_of_it():
     whole = make_study(5, size=32, positive=False, thin=True, thin_extent="whole")
     for study in (part, whole):
         assert study.thickness_mm <= 1.25
+
     def extent(s):
         return s.spacing_mm * (s.n_slices - 1)
 
@@ -189,3 +191,36 @@ def test_thin_series_cover_part_of_the_head_or_all_of_it():
     assert extent(whole) >= 120  # a whole adult head, as the thick series cover
     with pytest.raises(ValueError, match="thin_extent"):
         make_study(5, size=32, thin=True, thin_extent="most")
+
+
+def _bone_run_mm(model, x: float, y: float, z_from: float, z_to: float) -> float:
+    """Length of bone (> 300 HU) along a vertical line through the rendered head."""
+    step = 0.05
+    n = int(abs(z_to - z_from) / step)
+    lat = Lattice(
+        np.array([x, y, z_from]), np.array([[0.0, 0.0, step * np.sign(z_to - z_from)]]), (n,)
+    )
+    return float((model.render(lat) > 300).sum() * step)
+
+
+def test_skull_base_floors_are_thinner_than_the_vault():
+    """The middle fossa's floor is 1-3 mm of bone, the vault 4-7 (real skulls; the thick plates
+    were what made tilted skull-base slabs unlike real ones)."""
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        model = HeadModel(sample_head(rng, mimics=False), rng)
+        # medians over a few lines: where a ridge slopes, a vertical line crosses more bone
+        floor = np.median(
+            [_bone_run_mm(model, x, y, -30.0, -65.0) for x in (32, 36, 40) for y in (-4, 0, 4)]
+        )
+        vault = np.median(
+            [_bone_run_mm(model, x, y, 60.0, 95.0) for x in (-4, 0, 4) for y in (-4, 0, 4)]
+        )
+        assert 0.8 < floor < 0.75 * vault, (seed, floor, vault)
+
+
+def test_head_roll_is_drawn_and_recorded():
+    rolls = [make_study(s, size=32, positive=False).params["roll_deg"] for s in range(6)]
+    assert all(-10.0 <= r <= 10.0 for r in rolls)
+    assert len({round(r, 3) for r in rolls}) == 6  # drawn per study, not constant
+    assert make_study(3, size=32, positive=False).params["roll_deg"] == rolls[3]

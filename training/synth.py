@@ -90,6 +90,11 @@ def _rot_z(deg: float) -> np.ndarray:
     return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
 
 
+def _rot_y(deg: float) -> np.ndarray:
+    a = np.deg2rad(deg)
+    return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+
+
 def _rot_x(deg: float) -> np.ndarray:
     a = np.deg2rad(deg)
     return np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
@@ -179,7 +184,9 @@ def study_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint32)[0])
 
 
-def _sample_pose(rng: np.random.Generator) -> tuple[Pose, float, float]:
+def _sample_pose(
+    rng: np.random.Generator, roll_rng: np.random.Generator
+) -> tuple[Pose, float, float, float]:
     s0 = rng.uniform(0.9, 1.1)
     scale = s0 * rng.uniform(0.97, 1.03, 3)
     u = rng.random()
@@ -190,9 +197,13 @@ def _sample_pose(rng: np.random.Generator) -> tuple[Pose, float, float]:
     else:
         yaw = float(rng.choice([-90, 90]) + rng.normal(0, 5))
     pitch = float(np.clip(rng.normal(0, 6), -15, 15))
-    rot = _rot_z(yaw) @ _rot_x(pitch)
+    # roll (the head leaning towards a shoulder): a few degrees on most real scans, so one
+    # petrous ridge and orbit come into the slices before the other and the vertex is cut off
+    # centre; its own stream keeps the draws above as they were
+    roll = float(np.clip(roll_rng.normal(0, 4), -10, 10))
+    rot = _rot_z(yaw) @ _rot_x(pitch) @ _rot_y(roll)
     offset = np.array([rng.uniform(-12, 12), rng.uniform(-15, 10), rng.uniform(-150, 350)])
-    return Pose(rot, scale, offset), yaw, pitch
+    return Pose(rot, scale, offset), yaw, pitch, roll
 
 
 def _head_extent(pose: Pose, model: HeadModel, normal: np.ndarray) -> tuple[float, float]:
@@ -240,7 +251,7 @@ def make_study(
     mimics = (not positive or u_mim < 0.4) if mimics is None else mimics
 
     model = HeadModel(sample_head(r_head, mimics=mimics), r_head)
-    pose, yaw, pitch = _sample_pose(r_geo)
+    pose, yaw, pitch, roll = _sample_pose(r_geo, np.random.default_rng([seed, 78]))
     bleeds = sample_bleeds(r_bleed, model, pose.gravity, subtypes) if positive else []
     det = float(np.prod(pose.scale))
     volume_ml, volumes_ml = true_volumes_ml(bleeds, model, voxel_scale=det)
@@ -318,6 +329,7 @@ def make_study(
         "tilt_deg": tilt,
         "rotation_deg": yaw,
         "pitch_deg": pitch,
+        "roll_deg": roll,
         "head_scale": float(pose.scale.mean()),
         "fov_mm": fov,
         "encoding": encoding,

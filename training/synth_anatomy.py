@@ -249,6 +249,13 @@ class HeadModel:
         self.texture = WaveField.random(rng, 6, (8.0, 25.0))
         self.bone_noise = WaveField.random(rng, 8, (3.0, 7.0))
         self.wobble = WaveField.random(rng, 6, (40.0, 90.0))
+        # the inner table is not smooth: orbital roofs and the middle fossae ridged by the
+        # gyri above them (juga), the vault dimpled; on slabs cut obliquely through them these
+        # give the islands of bone among brain that real skull-base and vertex slices show
+        # (drawn last, so the fields above keep their values for a seed)
+        self.floor_relief = WaveField.random(rng, 10, (10.0, 20.0))
+        self.vault_relief = WaveField.random(rng, 8, (10.0, 24.0))
+        self.relief_mm = (float(rng.uniform(1.0, 2.5)), float(rng.uniform(0.4, 1.5)))
         ax, ay, au, ad = params.icv_axes
         self.icv_axes = (ax, ay, au, ad)
 
@@ -267,6 +274,9 @@ class HeadModel:
         zf = zf + (post - zf) * s2
         d_ridge = segment_distance_2d(ax_, y, PETROUS[0], PETROUS[1])
         zf = np.maximum(zf, F32(-30.0) - F32(1.4) * d_ridge)
+        # ridges of the anterior and middle fossae, gentler in the posterior fossa
+        amp = F32(self.relief_mm[0]) * (F32(1.0) - F32(0.6) * s2)
+        zf = zf + amp * self.floor_relief(x, y, F32(0.0))
         fm = (x / F32(14.0)) ** 2 + ((y - F32(FM_CENTER[1])) / F32(17.0)) ** 2
         return np.where(fm < 1.0, F32(-200.0), zf)
 
@@ -279,6 +289,8 @@ class HeadModel:
         k0 = np.sqrt((x / axx) ** 2 + (yy / F32(ay)) ** 2 + (z / az) ** 2)
         k1 = np.sqrt((x / axx**2) ** 2 + (yy / F32(ay) ** 2) ** 2 + (z / az**2) ** 2)
         d_ell = k0 * (k0 - 1.0) / np.maximum(k1, F32(1e-6))
+        upper = sigmoid((z - F32(25.0)) / F32(8.0))
+        d_ell = d_ell - F32(self.relief_mm[1]) * upper * self.vault_relief(x, y, z)
         d_floor = (self.floor_z(x, y) - z) * F32(0.9)
         d = np.maximum(d_ell, d_floor)
         canal = np.sqrt((x / F32(13.0)) ** 2 + ((y - F32(FM_CENTER[1])) / F32(15.0)) ** 2)
@@ -337,6 +349,10 @@ class HeadModel:
         t_skull = F32(p.skull_mm) * (F32(1.0) + F32(0.25) * np.tanh(np.abs(y) / F32(40.0) - 1.0))
         temporal = sigmoid((np.abs(x) - F32(50.0)) / F32(4.0)) * sigmoid((F32(15.0) - z) / F32(6))
         t_skull = t_skull * (F32(1.0) - F32(0.45) * temporal) + F32(0.4) * bn
+        # the floors of the anterior and middle fossae (orbital roofs, greater sphenoid wings)
+        # are 1-3 mm of bone, not the vault's 5-7 (the petrous pyramids are drawn below)
+        floor = sigmoid((F32(-14.0) - z) / F32(4.0)) * sigmoid((F32(25.0) - y) / F32(6.0))
+        t_skull = t_skull * (F32(1.0) - F32(0.6) * floor)
         scalp = F32(p.scalp_mm) + F32(7.0) * temporal  # temporalis muscle
         face = ellipsoid_sdf(x, y, z, (0.0, -4.0, -55.0), (68.0, 92.0, 60.0))
         face = np.maximum(face, z - F32(-12.0))
