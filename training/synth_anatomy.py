@@ -255,7 +255,7 @@ class HeadModel:
         # (drawn last, so the fields above keep their values for a seed)
         self.floor_relief = WaveField.random(rng, 10, (10.0, 20.0))
         self.vault_relief = WaveField.random(rng, 8, (10.0, 24.0))
-        self.relief_mm = (float(rng.uniform(1.0, 2.5)), float(rng.uniform(0.4, 1.5)))
+        self.relief_mm = (float(rng.uniform(1.0, 2.5)), float(rng.uniform(0.2, 0.7)))
         ax, ay, au, ad = params.icv_axes
         self.icv_axes = (ax, ay, au, ad)
 
@@ -289,13 +289,17 @@ class HeadModel:
         k0 = np.sqrt((x / axx) ** 2 + (yy / F32(ay)) ** 2 + (z / az) ** 2)
         k1 = np.sqrt((x / axx**2) ** 2 + (yy / F32(ay) ** 2) ** 2 + (z / az**2) ** 2)
         d_ell = k0 * (k0 - 1.0) / np.maximum(k1, F32(1e-6))
-        upper = sigmoid((z - F32(25.0)) / F32(8.0))
-        d_ell = d_ell - F32(self.relief_mm[1]) * upper * self.vault_relief(x, y, z)
+        d_ell = d_ell - self.vault_dimples(x, y, z)
         d_floor = (self.floor_z(x, y) - z) * F32(0.9)
         d = np.maximum(d_ell, d_floor)
         canal = np.sqrt((x / F32(13.0)) ** 2 + ((y - F32(FM_CENTER[1])) / F32(15.0)) ** 2)
         d_canal = np.maximum((canal - 1.0) * F32(13.0), z - F32(-55.0))
         return np.minimum(d, d_canal)
+
+    def vault_dimples(self, x, y, z) -> np.ndarray:
+        """How far (mm) the vault's inner table is pushed outwards (negative: inwards)."""
+        upper = sigmoid((z - F32(25.0)) / F32(8.0))
+        return F32(self.relief_mm[1]) * upper * self.vault_relief(x, y, z)
 
     def tentorium_z(self, x, y) -> np.ndarray:
         return F32(-10.0) - F32(0.25) * np.maximum(y, F32(0.0)) - F32(0.006) * x * x
@@ -353,6 +357,8 @@ class HeadModel:
         # are 1-3 mm of bone, not the vault's 5-7 (the petrous pyramids are drawn below)
         floor = sigmoid((F32(-14.0) - z) / F32(4.0)) * sigmoid((F32(25.0) - y) / F32(6.0))
         t_skull = t_skull * (F32(1.0) - F32(0.6) * floor)
+        # the dimples are the inner table's: the outer table stays smooth (at least 1 mm of bone)
+        t_skull = np.maximum(t_skull - self.vault_dimples(x, y, z), F32(1.0))
         scalp = F32(p.scalp_mm) + F32(7.0) * temporal  # temporalis muscle
         face = ellipsoid_sdf(x, y, z, (0.0, -4.0, -55.0), (68.0, 92.0, 60.0))
         face = np.maximum(face, z - F32(-12.0))
