@@ -21,6 +21,7 @@ from typing import TypeVar
 import numpy as np
 
 from ichinfer import dicom
+from ichinfer.decode_worker import decode_file
 from ichinfer.errors import IchInferError, InvalidInputError
 from ichinfer.preprocess import model_inputs, to_model_grid, with_prior
 from ichinfer.results import Failure
@@ -131,7 +132,7 @@ class PreparedSeries:
             paths = [x.path for x in slices]
             chunk = max(1, n // (4 * processes))
             try:  # in order: the first failing slice raises (its error names the file)
-                results = pool.map(_decode_file, paths, [todo] * n, chunksize=chunk)
+                results = pool.map(decode_file, paths, [todo] * n, chunksize=chunk)
                 for i, grids in enumerate(results):
                     for s, g in zip(todo, grids, strict=True):
                         stacks[s][i] = g
@@ -141,7 +142,7 @@ class PreparedSeries:
         elif workers > 1 and single_frame:
 
             def put(i: int) -> None:
-                for s, g in zip(todo, _decode_file(slices[i].path, todo), strict=True):
+                for s, g in zip(todo, decode_file(slices[i].path, todo), strict=True):
                     stacks[s][i] = g
 
             pool = ThreadPoolExecutor(workers, thread_name_prefix="ichinfer-decode")
@@ -186,13 +187,6 @@ def decode_processes() -> int:
     return _env_count(DECODE_PROCESSES_ENV, 0, 0)
 
 
-def _decode_file(path: str, sizes: Sequence[int]) -> list[np.ndarray]:
-    """One single-frame DICOM file to clean HU, then onto each grid size (decode threads and
-    worker processes both call it)."""
-    hu = dicom.read_hu(path)
-    return [to_model_grid(hu, s) for s in sizes]
-
-
 _POOL: ProcessPoolExecutor | None = None
 _POOL_SIZE = 0
 _POOL_LOCK = threading.Lock()
@@ -213,7 +207,7 @@ def _process_pool(processes: int) -> ProcessPoolExecutor:
             method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
             ctx = mp.get_context(method)
             if method == "forkserver":
-                ctx.set_forkserver_preload(["ichinfer.pipeline"])
+                ctx.set_forkserver_preload(["ichinfer.decode_worker"])  # no onnxruntime
             _POOL, _POOL_SIZE = ProcessPoolExecutor(processes, mp_context=ctx), processes
         return _POOL
 
