@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# About four hours on 2 CPU cores. DATA (default data/) receives the phantoms, runs/
+# About five hours on 2 CPU cores. DATA (default data/) receives the phantoms, runs/
 # the Keras checkpoints.
 #
 # The models grew with the phantom generator, in four stages, each on phantoms from the
@@ -13,26 +13,32 @@
 #   D. the current generator (falx and tentorium as thick and dense as real ones, muscle at
 #      real density, mandible): both fine-tuned again, the segmenter on 45 % bleeding slices;
 #   E. the segmenter once more, on 55 % bleeding slices (the classifier stays stage D's);
-#   F. the classifier once more, longer, at a lower learning rate (the segmenter stays E's).
-# Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, and
-# one more validation seed from the current one (the stage-D choice); test phantoms from both.
+#   F. the classifier once more, longer, at a lower learning rate (the segmenter stays E's);
+#   G. the current generator (ridged 1-3 mm skull-base floors, head roll, thin series of the
+#      whole head): the classifier fine-tuned from stage D's on stage-D and current folders;
+#   H. the segmenter, from stage E's, on the same folders.
+# Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
+# more validation seed from stage D's (21e0a62, the stage-D choice) and one from the current
+# generator (the stage-G and -H choices); test phantoms from 2e9621c's and 21e0a62's.
 # Stage A ran with commit c3d99a0's training code, B to D with later commits': a rerun follows
 # the same recipe, not the same bits (models/README.md records what was run and when).
 set -euo pipefail
 DATA=${DATA:-data}
 ROOT=$(pwd)
 
-gen() {  # gen COMMIT|current OUT STUDIES SEED
+gen() {  # gen COMMIT|current OUT STUDIES SEED [generator options]
     if [ "$1" = current ]; then
-        python -m training.synth --out "$DATA/$2" --studies "$3" --seed "$4"
+        python -m training.synth --out "$DATA/$2" --studies "$3" --seed "$4" "${@:5}"
         return
     fi
     local wt
     wt=$(mktemp -d)
     git worktree add --detach "$wt" "$1" >/dev/null
-    (cd "$wt" && python -m training.synth --out "$ROOT/$DATA/$2" --studies "$3" --seed "$4")
+    (cd "$wt" && python -m training.synth --out "$ROOT/$DATA/$2" --studies "$3" --seed "$4" \
+        "${@:5}")
     git worktree remove --force "$wt"
 }
+HN=(--positive-fraction 0 --thin-fraction 1 --thin-extent whole)  # bleed-free proxy folders
 
 # phantoms: every folder from its own seed, so no phantom is shared between them
 gen c3d99a0 phantoms-a 150 2026 & gen c3d99a0 phantoms-b 150 2027 & wait
@@ -40,8 +46,13 @@ gen 29eaf96 ft-3100 70 3100 & gen 29eaf96 ft-3101 70 3101 & wait
 gen 2e9621c ft-3200 70 3200 & gen 2e9621c ft-3201 70 3201 & wait
 gen 2e9621c phantoms-val 30 98 & gen 2e9621c phantoms-test 40 99 & wait
 gen 2e9621c phantoms-val2a 20 97 & gen 2e9621c phantoms-val2b 20 96 & wait
-gen current ft-3300 45 3300 & gen current ft-3301 45 3301 & gen current phantoms-val3 20 95 & wait
-gen current phantoms-test2 40 94
+gen 21e0a62 ft-3300 45 3300 & gen 21e0a62 ft-3301 45 3301 & gen 21e0a62 phantoms-val3 20 95 & wait
+gen 21e0a62 phantoms-test2 40 94
+gen 21e0a62 hardneg-a 6 93 "${HN[@]}" & gen 21e0a62 hardneg-b 6 92 "${HN[@]}" & wait
+gen current ft-3400 45 3400 --thin-extent whole & gen current ft-3401 45 3401 --thin-extent whole &
+wait
+gen current phantoms-val4 24 89 --thin-extent whole & gen current hardneg-g91 6 91 "${HN[@]}" &
+gen current hardneg-g90 6 90 "${HN[@]}" & wait
 
 AB=("$DATA/phantoms-a" "$DATA/phantoms-b")
 B=("$DATA/ft-3100" "$DATA/ft-3101")
@@ -127,19 +138,69 @@ python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-va
     "$DATA/phantoms-val2b" "$DATA/phantoms-val3" --models runs/ft5/models/densenet25d.onnx \
     runs/ft7/models/densenet25d.onnx
 
-# export the chosen models: stage F's classifier, stage E's segmenter (parity check; int8
-# variants kept only if they hold accuracy; series thresholds on the four validation seeds,
-# training/trials/series-thresholds-rule.md)
+# stage F's classifier with stage E's segmenter, as bundled until stage G, on both test sets
 python export/to_onnx.py --classifier runs/ft7/densenet25d.keras \
     --segmenter runs/ft6/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
+    --data "$DATA/phantoms-val" --series-data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
+    "$DATA/phantoms-val2b" "$DATA/phantoms-val3" --out runs/stage-f
+python training/evaluate.py --data "$DATA/phantoms-test" --model-dir runs/stage-f \
+    --real ../shared/data --out training/trials/stage-f-evaluation.json
+python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/stage-f \
+    --real ../shared/data --out training/trials/stage-f-evaluation-test2.json
+
+# G. the classifier from stage D's weights on stage-D and current-generator folders (30 min),
+# then F or G (training/trials/selection-g-rule.md)
+DG=("$DATA/ft-3300" "$DATA/ft-3301" "$DATA/ft-3400" "$DATA/ft-3401")
+VAL5=("$DATA/phantoms-val" "$DATA/phantoms-val2a" "$DATA/phantoms-val2b" "$DATA/phantoms-val3" \
+    "$DATA/phantoms-val4")
+PROXY=("$DATA/hardneg-a" "$DATA/hardneg-b" "$DATA/hardneg-g91" "$DATA/hardneg-g90")
+python training/train_classifier.py --data "${DG[@]}" --arch densenet25d \
+    --init runs/ft5/densenet25d.keras --lr 5e-4 --epochs 20 --time-budget 1800 \
+    --image-size 192 --hu-shift 15 --out runs/ft8/densenet25d.keras \
+    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): trained at \
+commit c3d99a0 on phantoms-a, phantoms-b; fine-tuned on those and ft-3100, ft-3101; then on \
+ft-3100, ft-3101, ft-3200, ft-3201, --hu-shift 15; then on ft-3200, ft-3201, ft-3300, ft-3301 \
+(dense dural folds, muscle), --hu-shift 15, lr 1e-3; then on ft-3300, ft-3301, ft-3400, \
+ft-3401 (ridged thin skull-base floors, head roll, whole-head thin series), --hu-shift 15, lr 5e-4"
+python export/to_onnx.py --classifier runs/ft8/densenet25d.keras --segmenter /nonexistent \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out runs/ft8/models
+python training/compare_models.py --data "${VAL5[@]}" --models runs/stage-f/densenet25d.onnx \
+    runs/ft8/models/densenet25d.onnx
+python training/hard_negatives.py --data "${PROXY[@]}" --classifiers \
+    runs/stage-f/densenet25d.onnx runs/ft8/models/densenet25d.onnx \
+    runs/ft5/models/densenet25d.onnx runs/ft4/models/densenet25d.onnx
+
+# H. the segmenter from stage E's weights on the same folders (12 min), then E or H
+# (training/trials/selection-h-rule.md)
+python training/train_segmenter.py --data "${DG[@]}" --init runs/ft6/densenet_unet.keras \
+    --lr 5e-4 --epochs 10 --time-budget 1200 --image-size 192 --crop 96 --batch-size 16 \
+    --positive-fraction 0.5 --out runs/ft9/densenet_unet.keras \
+    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): phantoms-a, \
+phantoms-b, ft-3100, ft-3101; fine-tuned on ft-3100, ft-3101, ft-3200, ft-3201; then on \
+ft-3200, ft-3201, ft-3300, ft-3301 (dense dural folds, muscle), 45% then 55% bleeding slices; \
+then on ft-3300, ft-3301, ft-3400, ft-3401 (ridged thin skull-base floors, head roll, \
+whole-head thin series), 50% bleeding slices"
+python export/to_onnx.py --classifier /nonexistent --segmenter runs/ft9/densenet_unet.keras \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out runs/ft9/models
+python training/compare_models.py --data "${VAL5[@]}" --models runs/stage-f/densenet_unet.onnx \
+    runs/ft9/models/densenet_unet.onnx
+python training/hard_negatives.py --data "${PROXY[@]}" --segmenters \
+    runs/stage-f/densenet_unet.onnx runs/ft9/models/densenet_unet.onnx \
+    runs/ft5/models/densenet_unet.onnx
+
+# export the chosen models: stage G's classifier, stage H's segmenter (parity check; int8
+# variants kept only if they hold accuracy; series thresholds on the four validation seeds,
+# training/trials/series-thresholds-rule.md)
+python export/to_onnx.py --classifier runs/ft8/densenet25d.keras \
+    --segmenter runs/ft9/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
     --data "$DATA/phantoms-val" --series-data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
     "$DATA/phantoms-val2b" "$DATA/phantoms-val3"
 # the checkpoints behind the bundled files, for the benchmarks' Keras side (benchmarks/README.md)
 mkdir -p runs/bundled
-ln -sfn ../ft7/densenet25d.keras runs/bundled/densenet25d.keras
-ln -sfn ../ft7/densenet25d.json runs/bundled/densenet25d.json
-ln -sfn ../ft6/densenet_unet.keras runs/bundled/densenet_unet.keras
-ln -sfn ../ft6/densenet_unet.json runs/bundled/densenet_unet.json
+ln -sfn ../ft8/densenet25d.keras runs/bundled/densenet25d.keras
+ln -sfn ../ft8/densenet25d.json runs/bundled/densenet25d.json
+ln -sfn ../ft9/densenet_unet.keras runs/bundled/densenet_unet.keras
+ln -sfn ../ft9/densenet_unet.json runs/bundled/densenet_unet.json
 ln -sfn ../seed_cnn.keras runs/bundled/seed_cnn.keras
 
 # the stages it replaced and the bundled models on both test sets, for the card's tables
@@ -150,9 +211,9 @@ for stage in c:ft4 d:ft5 e:ft6; do
         --real ../shared/data --out "training/trials/stage-${stage%%:*}-evaluation-test2.json"
 done
 python training/evaluate.py --data "$DATA/phantoms-test" --real ../shared/data \
-    --out training/trials/stage-f-evaluation.json
+    --out training/trials/stage-g-evaluation.json
 
-# the model card's figures: held-out phantoms of the current generator, plus the real-scan
+# the model card's figures: held-out phantoms of stage D's generator, plus the real-scan
 # checks when available
 python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
     --out models/evaluation.json
