@@ -4,13 +4,13 @@
 # About five hours on 2 CPU cores. DATA (default data/) receives the phantoms, runs/
 # the Keras checkpoints.
 #
-# The models grew with the phantom generator, in four stages, each on phantoms from the
+# The models grew with the phantom generator, in eight stages, each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
 #   B. commit 29eaf96's generator (young brains, cupping, Gaussian PSF, five-plane partial
 #      volume): the classifier fine-tuned with --hu-shift 15, the segmenter trained from scratch;
 #   C. commit 2e9621c's generator (bone bloom, stronger cupping): both fine-tuned again;
-#   D. the current generator (falx and tentorium as thick and dense as real ones, muscle at
+#   D. commit 21e0a62's generator (falx and tentorium as thick and dense as real ones, muscle at
 #      real density, mandible): both fine-tuned again, the segmenter on 45 % bleeding slices;
 #   E. the segmenter once more, on 55 % bleeding slices (the classifier stays stage D's);
 #   F. the classifier once more, longer, at a lower learning rate (the segmenter stays E's);
@@ -19,7 +19,8 @@
 #   H. the segmenter, from stage E's, on the same folders.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice) and one from the current
-# generator (the stage-G and -H choices); test phantoms from 2e9621c's and 21e0a62's.
+# generator (the stage-G and -H choices); test phantoms from 2e9621c's, 21e0a62's and the
+# current one.
 # Stage A ran with commit c3d99a0's training code, B to D with later commits': a rerun follows
 # the same recipe, not the same bits (models/README.md records what was run and when).
 set -euo pipefail
@@ -53,6 +54,7 @@ gen current ft-3400 45 3400 --thin-extent whole & gen current ft-3401 45 3401 --
 wait
 gen current phantoms-val4 24 89 --thin-extent whole & gen current hardneg-g91 6 91 "${HN[@]}" &
 gen current hardneg-g90 6 90 "${HN[@]}" & wait
+gen current phantoms-test3 40 88 --thin-extent whole
 
 AB=("$DATA/phantoms-a" "$DATA/phantoms-b")
 B=("$DATA/ft-3100" "$DATA/ft-3101")
@@ -73,7 +75,7 @@ python training/train_classifier.py --data "${AB[@]}" "${B[@]}" --arch densenet2
 python training/train_segmenter.py --data "${AB[@]}" "${B[@]}" --epochs 10 --image-size 192 \
     --crop 96 --batch-size 16 --workers 2 --out runs/seg3/densenet_unet.keras
 
-# C. both fine-tuned on stage-B and current-generator phantoms (run side by side)
+# C. both fine-tuned on stage-B and stage-C-generator phantoms (run side by side)
 python training/train_classifier.py --data "${BC[@]}" --arch densenet25d \
     --init runs/ft3/densenet25d.keras --lr 1e-3 --epochs 5 --image-size 192 --hu-shift 15 \
     --out runs/ft4/densenet25d.keras &
@@ -82,7 +84,7 @@ python training/train_segmenter.py --data "${BC[@]}" --init runs/seg3/densenet_u
     --out runs/ft4/densenet_unet.keras
 wait
 
-# D. both fine-tuned on stage-C and current-generator phantoms (side by side, 40 min each)
+# D. both fine-tuned on stage-C and stage-D-generator phantoms (side by side, 40 min each)
 python training/train_classifier.py --data "${CD[@]}" --arch densenet25d \
     --init runs/ft4/densenet25d.keras --lr 1e-3 --epochs 8 --time-budget 2400 \
     --image-size 192 --hu-shift 15 --out runs/ft5/densenet25d.keras \
@@ -147,6 +149,8 @@ python training/evaluate.py --data "$DATA/phantoms-test" --model-dir runs/stage-
     --real ../shared/data --out training/trials/stage-f-evaluation.json
 python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/stage-f \
     --real ../shared/data --out training/trials/stage-f-evaluation-test2.json
+python training/evaluate.py --data "$DATA/phantoms-test3" --model-dir runs/stage-f \
+    --out training/trials/stage-f-evaluation-test3.json
 
 # G. the classifier from stage D's weights on stage-D and current-generator folders (30 min),
 # then F or G (training/trials/selection-g-rule.md)
@@ -212,6 +216,8 @@ for stage in c:ft4 d:ft5 e:ft6; do
 done
 python training/evaluate.py --data "$DATA/phantoms-test" --real ../shared/data \
     --out training/trials/stage-g-evaluation.json
+python training/evaluate.py --data "$DATA/phantoms-test3" \
+    --out training/trials/stage-g-evaluation-test3.json
 
 # the model card's figures: held-out phantoms of stage D's generator, plus the real-scan
 # checks when available
