@@ -204,7 +204,7 @@ def _bone_run_mm(model, x: float, y: float, z_from: float, z_to: float) -> float
 
 
 def test_skull_base_floors_are_thinner_than_the_vault():
-    """The middle fossa's floor is 1-3 mm of bone, the vault 4-7 (real skulls; the thick plates
+    """The middle fossa's floor is 2-3.5 mm of bone, the vault 3.5-6 (real skulls; the thick plates
     were what made tilted skull-base slabs unlike real ones)."""
     for seed in range(4):
         rng = np.random.default_rng(seed)

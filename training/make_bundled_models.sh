@@ -14,7 +14,7 @@
 #      real density, mandible): both fine-tuned again, the segmenter on 45 % bleeding slices;
 #   E. the segmenter once more, on 55 % bleeding slices (the classifier stays stage D's);
 #   F. the classifier once more, longer, at a lower learning rate (the segmenter stays E's);
-#   G. the current generator (ridged 1-3 mm skull-base floors, head roll, thin series of the
+#   G. the current generator (ridged 2-3.5 mm skull-base floors, head roll, thin series of the
 #      whole head): the classifier fine-tuned from stage D's on stage-D and current folders;
 #   H. the segmenter, from stage E's, on the same folders.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one

@@ -354,7 +354,7 @@ class HeadModel:
         temporal = sigmoid((np.abs(x) - F32(50.0)) / F32(4.0)) * sigmoid((F32(15.0) - z) / F32(6))
         t_skull = t_skull * (F32(1.0) - F32(0.45) * temporal) + F32(0.4) * bn
         # the floors of the anterior and middle fossae (orbital roofs, greater sphenoid wings)
-        # are 1-3 mm of bone, not the vault's 5-7 (the petrous pyramids are drawn below)
+        # are 2-3.5 mm of bone, not the vault's 3.5-6 (the petrous pyramids are drawn below)
         floor = sigmoid((F32(-14.0) - z) / F32(4.0)) * sigmoid((F32(25.0) - y) / F32(6.0))
         t_skull = t_skull * (F32(1.0) - F32(0.6) * floor)
         # the dimples are the inner table's: the outer table stays smooth (at least 1 mm of bone)
