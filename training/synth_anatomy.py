@@ -280,8 +280,9 @@ class HeadModel:
         fm = (x / F32(14.0)) ** 2 + ((y - F32(FM_CENTER[1])) / F32(17.0)) ** 2
         return np.where(fm < 1.0, F32(-200.0), zf)
 
-    def icv_sdf(self, x, y, z) -> np.ndarray:
-        """Signed distance to the inner table (negative inside the cranial cavity)."""
+    def icv_sdf(self, x, y, z, dimples: np.ndarray | None = None) -> np.ndarray:
+        """Signed distance to the inner table (negative inside the cranial cavity);
+        ``dimples``: :meth:`vault_dimples` on the same points, if already computed."""
         ax, ay, au, ad = self.icv_axes
         yy = y - F32(ICV_Y0)
         axx = F32(ax) * (F32(1.0) + F32(0.07) * yy / F32(ay))
@@ -289,7 +290,7 @@ class HeadModel:
         k0 = np.sqrt((x / axx) ** 2 + (yy / F32(ay)) ** 2 + (z / az) ** 2)
         k1 = np.sqrt((x / axx**2) ** 2 + (yy / F32(ay) ** 2) ** 2 + (z / az**2) ** 2)
         d_ell = k0 * (k0 - 1.0) / np.maximum(k1, F32(1e-6))
-        d_ell = d_ell - self.vault_dimples(x, y, z)
+        d_ell = d_ell - (self.vault_dimples(x, y, z) if dimples is None else dimples)
         d_floor = (self.floor_z(x, y) - z) * F32(0.9)
         d = np.maximum(d_ell, d_floor)
         canal = np.sqrt((x / F32(13.0)) ** 2 + ((y - F32(FM_CENTER[1])) / F32(15.0)) ** 2)
@@ -358,7 +359,7 @@ class HeadModel:
         floor = sigmoid((F32(-14.0) - z) / F32(4.0)) * sigmoid((F32(25.0) - y) / F32(6.0))
         t_skull = t_skull * (F32(1.0) - F32(0.6) * floor)
         # the dimples are the inner table's: the outer table stays smooth (at least 1 mm of bone)
-        t_skull = np.maximum(t_skull - self.vault_dimples(x, y, z), F32(1.0))
+        t_skull = np.maximum(t_skull - reg["dimples"], F32(1.0))
         scalp = F32(p.scalp_mm) + F32(7.0) * temporal  # temporalis muscle
         face = ellipsoid_sdf(x, y, z, (0.0, -4.0, -55.0), (68.0, 92.0, 60.0))
         face = np.maximum(face, z - F32(-12.0))
@@ -551,10 +552,10 @@ class HeadModel:
 class Fields:
     """Lazily computed, cached anatomy fields on one point set (shared by image and bleeds).
 
-    Keys: d_icv (mm, <0 inside the inner table), depth (= -d_icv), inside, infra
-    (infratentorial), csf_w (extra-axial CSF thickness), sulcal_s (distance-like value to the
-    nearest cerebral sulcus), csf_space (subarachnoid CSF: convexity, sulci, fissures,
-    cisterns), ventricle, parenchyma, brainstem.
+    Keys: dimples (the vault's, mm), d_icv (mm, <0 inside the inner table), depth (= -d_icv),
+    inside, infra (infratentorial), csf_w (extra-axial CSF thickness), sulcal_s (distance-like
+    value to the nearest cerebral sulcus), csf_space (subarachnoid CSF: convexity, sulci,
+    fissures, cisterns), ventricle, parenchyma, brainstem.
     """
 
     def __init__(self, model: HeadModel, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> None:
@@ -566,8 +567,11 @@ class Fields:
             self._cache[key] = getattr(self, "_" + key)()
         return self._cache[key]
 
+    def _dimples(self):
+        return self.m.vault_dimples(self.x, self.y, self.z)
+
     def _d_icv(self):
-        return self.m.icv_sdf(self.x, self.y, self.z)
+        return self.m.icv_sdf(self.x, self.y, self.z, dimples=self["dimples"])
 
     def _depth(self):
         return -self["d_icv"]
