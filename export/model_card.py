@@ -285,9 +285,9 @@ CANDIDATES = (
         "training/trials/stage-f-evaluation.json",
     ),
 )
-#: the stage the bundled models come from (``training/make_bundled_models.sh``), and its
-#: evaluation on ``phantoms-test`` for the table above
-BUNDLED_STAGE = "G's classifier, stage H's segmenter"
+#: the stages the bundled models come from (``training/make_bundled_models.sh``), as their row
+#: in the candidates' tables, and their evaluation on ``phantoms-test`` for the first table
+BUNDLED = "**bundled (stage G's classifier, stage H's segmenter)**"
 BUNDLED_ON_OLD_TEST = "training/trials/stage-g-evaluation.json"
 #: earlier stages on stage D's generator's test phantoms (``models/evaluation.json``'s)
 REPLACED_ON_CURRENT_TEST = (
@@ -333,14 +333,12 @@ def _read(path: str, root: Path) -> dict:
 
 def candidates_old_test(root: Path = ROOT) -> list[str]:
     entries = [(name, _read(path, root)) for name, path in CANDIDATES]
-    bundled = f"**bundled (stage {BUNDLED_STAGE})**"
-    return candidate_rows([*entries, (bundled, _read(BUNDLED_ON_OLD_TEST, root))])
+    return candidate_rows([*entries, (BUNDLED, _read(BUNDLED_ON_OLD_TEST, root))])
 
 
 def candidates_current_test(evaluation: dict, root: Path = ROOT) -> list[str]:
     entries = [(name, _read(path, root)) for name, path in REPLACED_ON_CURRENT_TEST]
-    bundled = f"**bundled (stage {BUNDLED_STAGE})**"
-    return candidate_rows([*entries, (bundled, evaluation)])
+    return candidate_rows([*entries, (BUNDLED, evaluation)])
 
 
 def render(manifest: dict, evaluation: dict, template: str) -> str:

@@ -61,6 +61,15 @@ B=("$DATA/ft-3100" "$DATA/ft-3101")
 BC=("${B[@]}" "$DATA/ft-3200" "$DATA/ft-3201")
 CD=("$DATA/ft-3200" "$DATA/ft-3201" "$DATA/ft-3300" "$DATA/ft-3301")
 mkdir -p runs/ft3 runs/seg3 runs/ft4 runs/ft5 runs/ft6
+# what trained the classifier and the segmenter up to stage D (each model's --data-note; later
+# stages add to it)
+CLS_D="ichinfer synthetic head-CT phantoms only (training/synth.py): trained at \
+commit c3d99a0 on phantoms-a, phantoms-b; fine-tuned on those and ft-3100, ft-3101; then on \
+ft-3100, ft-3101, ft-3200, ft-3201, --hu-shift 15; then on ft-3200, ft-3201, ft-3300, ft-3301 \
+(dense dural folds, muscle), --hu-shift 15"
+SEG_D="ichinfer synthetic head-CT phantoms only (training/synth.py): phantoms-a, \
+phantoms-b, ft-3100, ft-3101; fine-tuned on ft-3100, ft-3101, ft-3200, ft-3201; then on \
+ft-3200, ft-3201, ft-3300, ft-3301 (dense dural folds, muscle), 45%"
 
 # A. classifiers from scratch (patient-level split of the folders for per-epoch validation)
 python training/train_classifier.py --data "${AB[@]}" --arch densenet25d --epochs 10 \
@@ -88,16 +97,11 @@ wait
 python training/train_classifier.py --data "${CD[@]}" --arch densenet25d \
     --init runs/ft4/densenet25d.keras --lr 1e-3 --epochs 8 --time-budget 2400 \
     --image-size 192 --hu-shift 15 --out runs/ft5/densenet25d.keras \
-    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): trained at \
-commit c3d99a0 on phantoms-a, phantoms-b; fine-tuned on those and ft-3100, ft-3101; then on \
-ft-3100, ft-3101, ft-3200, ft-3201, --hu-shift 15; then on ft-3200, ft-3201, ft-3300, ft-3301 \
-(dense dural folds, muscle), --hu-shift 15" &
+    --data-note "$CLS_D" &
 python training/train_segmenter.py --data "${CD[@]}" --init runs/ft4/densenet_unet.keras \
     --lr 1e-3 --epochs 8 --time-budget 2400 --image-size 192 --crop 96 --batch-size 16 \
     --positive-fraction 0.45 --out runs/ft5/densenet_unet.keras \
-    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): phantoms-a, \
-phantoms-b, ft-3100, ft-3101; fine-tuned on ft-3100, ft-3101, ft-3200, ft-3201; then on \
-ft-3200, ft-3201, ft-3300, ft-3301 (dense dural folds, muscle), 45% bleeding slices"
+    --data-note "$SEG_D bleeding slices"
 wait
 
 # choosing C or D on validation phantoms only (training/trials/selection-d-rule.md)
@@ -115,9 +119,7 @@ python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-va
 python training/train_segmenter.py --data "${CD[@]}" --init runs/ft5/densenet_unet.keras \
     --lr 5e-4 --epochs 10 --time-budget 1000 --image-size 192 --crop 96 --batch-size 16 \
     --positive-fraction 0.55 --out runs/ft6/densenet_unet.keras \
-    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): phantoms-a, \
-phantoms-b, ft-3100, ft-3101; fine-tuned on ft-3100, ft-3101, ft-3200, ft-3201; then on \
-ft-3200, ft-3201, ft-3300, ft-3301 (dense dural folds, muscle), 45% then 55% bleeding slices"
+    --data-note "$SEG_D then 55% bleeding slices"
 python export/to_onnx.py --classifier runs/ft5/densenet25d.keras \
     --segmenter runs/ft6/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
     --data "$DATA/phantoms-val" --out runs/ft6/models
@@ -130,10 +132,7 @@ python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-va
 python training/train_classifier.py --data "${CD[@]}" --arch densenet25d \
     --init runs/ft5/densenet25d.keras --lr 5e-4 --epochs 20 --time-budget 2400 \
     --image-size 192 --hu-shift 15 --out runs/ft7/densenet25d.keras \
-    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): trained at \
-commit c3d99a0 on phantoms-a, phantoms-b; fine-tuned on those and ft-3100, ft-3101; then on \
-ft-3100, ft-3101, ft-3200, ft-3201, --hu-shift 15; then on ft-3200, ft-3201, ft-3300, ft-3301 \
-(dense dural folds, muscle), --hu-shift 15, lr 1e-3 then 5e-4"
+    --data-note "$CLS_D, lr 1e-3 then 5e-4"
 python export/to_onnx.py --classifier runs/ft7/densenet25d.keras --segmenter /nonexistent \
     --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out runs/ft7/models
 python training/compare_models.py --data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
@@ -161,10 +160,7 @@ PROXY=("$DATA/hardneg-a" "$DATA/hardneg-b" "$DATA/hardneg-g91" "$DATA/hardneg-g9
 python training/train_classifier.py --data "${DG[@]}" --arch densenet25d \
     --init runs/ft5/densenet25d.keras --lr 5e-4 --epochs 20 --time-budget 1800 \
     --image-size 192 --hu-shift 15 --out runs/ft8/densenet25d.keras \
-    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): trained at \
-commit c3d99a0 on phantoms-a, phantoms-b; fine-tuned on those and ft-3100, ft-3101; then on \
-ft-3100, ft-3101, ft-3200, ft-3201, --hu-shift 15; then on ft-3200, ft-3201, ft-3300, ft-3301 \
-(dense dural folds, muscle), --hu-shift 15, lr 1e-3; then on ft-3300, ft-3301, ft-3400, \
+    --data-note "$CLS_D, lr 1e-3; then on ft-3300, ft-3301, ft-3400, \
 ft-3401 (ridged thin skull-base floors, head roll, whole-head thin series), --hu-shift 15, lr 5e-4"
 python export/to_onnx.py --classifier runs/ft8/densenet25d.keras --segmenter /nonexistent \
     --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out runs/ft8/models
@@ -179,9 +175,7 @@ python training/hard_negatives.py --data "${PROXY[@]}" --classifiers \
 python training/train_segmenter.py --data "${DG[@]}" --init runs/ft6/densenet_unet.keras \
     --lr 5e-4 --epochs 10 --time-budget 1200 --image-size 192 --crop 96 --batch-size 16 \
     --positive-fraction 0.5 --out runs/ft9/densenet_unet.keras \
-    --data-note "ichinfer synthetic head-CT phantoms only (training/synth.py): phantoms-a, \
-phantoms-b, ft-3100, ft-3101; fine-tuned on ft-3100, ft-3101, ft-3200, ft-3201; then on \
-ft-3200, ft-3201, ft-3300, ft-3301 (dense dural folds, muscle), 45% then 55% bleeding slices; \
+    --data-note "$SEG_D then 55% bleeding slices; \
 then on ft-3300, ft-3301, ft-3400, ft-3401 (ridged thin skull-base floors, head roll, \
 whole-head thin series), 50% bleeding slices"
 python export/to_onnx.py --classifier /nonexistent --segmenter runs/ft9/densenet_unet.keras \
