@@ -76,6 +76,11 @@ class Session:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        if providers[0] == "CPUExecutionProvider":
+            # no memory pattern: activations come from the arena tensor by tensor instead of
+            # one block planned per input shape. Measured on the bundled segmenter (2 cores,
+            # batch 8): 459 -> 248 MiB of extra peak memory, 98-102 ms per batch either way
+            opts.enable_mem_pattern = False
         try:
             self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as err:  # onnxruntime raises its own untyped errors

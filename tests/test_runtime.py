@@ -57,6 +57,12 @@ def test_spec_comes_from_metadata(tiny_model_dir):
     assert session.spec.input_name == "hu" and session.providers == ["CPUExecutionProvider"]
 
 
+def test_cpu_sessions_plan_no_memory_pattern(tiny_model_dir):
+    # the per-shape activation block roughly doubled the segmenter's peak memory on CPU
+    session = runtime.get_session(tiny_model_dir / "tiny_classifier.onnx", device="cpu")
+    assert session._session.get_session_options().enable_mem_pattern is False
+
+
 def test_sessions_are_cached_per_providers_and_threads(tiny_model_dir):
     path = tiny_model_dir / "tiny_classifier.onnx"
     a = runtime.get_session(path, device="cpu", threads=1)
