@@ -130,7 +130,7 @@ class PreparedSeries:
         if processes > 1 and single_frame:
             pool = _process_pool(processes)
             paths = [x.path for x in slices]
-            chunk = max(1, n // (4 * processes))
+            chunk = max(1, min(4, n // (4 * processes)))
             try:  # in order: the first failing slice raises (its error names the file)
                 results = pool.map(decode_file, paths, [todo] * n, chunksize=chunk)
                 for i, grids in enumerate(results):
