@@ -13,9 +13,12 @@ from training.pngio import read_png, write_png
 from training.synth import (
     MIN_LABEL_AREA_MM2,
     RSNA_LABELS,
+    Pose,
     generate,
     make_study,
+    orientation_for_tilt,
     slice_normal,
+    tilted_frame,
     write_study,
 )
 from training.synth_anatomy import HeadModel, Lattice, sample_head
@@ -224,3 +227,28 @@ def test_head_roll_is_drawn_and_recorded():
     assert all(-10.0 <= r <= 10.0 for r in rolls)
     assert len({round(r, 3) for r in rolls}) == 6  # drawn per study, not constant
     assert make_study(3, size=32, positive=False).params["roll_deg"] == rolls[3]
+
+
+def test_a_tilted_gantry_cuts_the_head_along_its_own_axial_plane():
+    """The head follows the gantry's tilt (slices along the skull base, as on real tilted
+    series), so the slices' row and column map to the head's own x and y."""
+    pose = Pose(np.eye(3), np.ones(3), np.zeros(3))
+    for tilt in (0.0, 8.5, 25.0):
+        orient = orientation_for_tilt(tilt)
+        head = tilted_frame(pose, tilt)
+        np.testing.assert_allclose(head.vector_to_canonical(orient[:3]), [1, 0, 0], atol=1e-9)
+        np.testing.assert_allclose(head.vector_to_canonical(orient[3:]), [0, 1, 0], atol=1e-9)
+        # against the table, the head is pitched by the tilt: gravity (world y) leaves its y
+        assert np.isclose(np.degrees(np.arccos(head.gravity[1])), tilt, atol=1e-6)
+
+
+def test_middle_fossa_is_a_bowl_under_the_temporal_lobe():
+    """Deepest near its centre and rising towards its rim, so the temporal lobe's tip shrinks
+    slice by slice inside the bone instead of vanishing at one flat shelf."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        model = HeadModel(sample_head(rng, mimics=False), rng)
+        for side in (-1.0, 1.0):
+            centre = float(model.floor_z(np.float32(side * 36.0), np.float32(-8.0)))
+            rim = float(model.floor_z(np.float32(side * 62.0), np.float32(-8.0)))
+            assert centre < -42.0 and rim > centre + 8.0, (seed, side, centre, rim)

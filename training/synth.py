@@ -206,6 +206,17 @@ def _sample_pose(
     return Pose(rot, scale, offset), yaw, pitch, roll
 
 
+def tilted_frame(pose: Pose, tilt_deg: float) -> Pose:
+    """The head placed in a gantry tilted by ``tilt_deg``, its pose relative to the slices.
+
+    A gantry is tilted to lay the slices along the skull base (the orbitomeatal line): the head
+    sits in the tilted slices as it would in upright ones, pitched by the tilt against the
+    table (and gravity). Real tilted series (CQ500's, 8.5 degrees) show orbits, temporal lobes
+    and cerebellum in one slice; a head left level under a tilted gantry would be cut 5-25
+    degrees off that plane, which real skull-base slices seldom are."""
+    return Pose(_rot_x(-tilt_deg) @ pose.rot, pose.scale, pose.offset)
+
+
 def _head_extent(pose: Pose, model: HeadModel, normal: np.ndarray) -> tuple[float, float]:
     """Range of the head's projection on the slice normal (skull base at C1 to the vertex)."""
     g = np.arange(-100, 101, 5.0)
@@ -252,11 +263,12 @@ def make_study(
 
     model = HeadModel(sample_head(r_head, mimics=mimics), r_head)
     pose, yaw, pitch, roll = _sample_pose(r_geo, np.random.default_rng([seed, 78]))
+    tilt = 0.0 if r_geo.random() < 0.4 else float(r_geo.uniform(5, 25))
+    pose = tilted_frame(pose, tilt)
     bleeds = sample_bleeds(r_bleed, model, pose.gravity, subtypes) if positive else []
     det = float(np.prod(pose.scale))
     volume_ml, volumes_ml = true_volumes_ml(bleeds, model, voxel_scale=det)
 
-    tilt = 0.0 if r_geo.random() < 0.4 else float(r_geo.uniform(5, 25))
     orient = orientation_for_tilt(tilt)
     row, col = orient[:3], orient[3:]
     normal = slice_normal(orient)

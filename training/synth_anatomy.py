@@ -207,6 +207,7 @@ def sample_head(rng: np.random.Generator, *, mimics: bool) -> HeadParams:
 ICV_Y0 = 5.0  # centre of the cranial ellipsoid (posterior offset)
 PETROUS = ((15.0, -4.0), (55.0, 24.0))  # apex, lateral end of the right-side ridge (|x|)
 FM_CENTER = (0.0, 20.0)  # foramen magnum centre (x, y)
+MIDDLE_FOSSA = (36.0, -8.0, 26.0)  # centre (|x|, y) and radius of each middle fossa's bowl
 
 
 def lateral_ventricle_parts(side: float, scale: float) -> list[tuple[tuple, tuple]]:
@@ -265,6 +266,13 @@ class HeadModel:
         ax_ = np.abs(x)
         ant = F32(-20.0) - F32(6.0) * np.exp(-((x / F32(8.0)) ** 2))
         mid = F32(-30.0) + F32(-16.0) * sigmoid((ax_ - F32(12.0)) / F32(3.0))
+        # each middle fossa is a bowl under its temporal lobe (deepest near its centre, rising
+        # 14 mm to its rim), not a flat shelf: cut across, the lobe's tip is an oval island
+        # that shrinks slice by slice inside the bone, as on real scans
+        rho2 = ((ax_ - F32(MIDDLE_FOSSA[0])) / F32(MIDDLE_FOSSA[2])) ** 2 + (
+            (y - F32(MIDDLE_FOSSA[1])) / F32(MIDDLE_FOSSA[2])
+        ) ** 2
+        mid = np.maximum(mid, F32(-47.0) + F32(14.0) * np.minimum(rho2, F32(1.0)))
         post = F32(-64.0) + F32(12.0) * ((x / F32(48.0)) ** 2 + ((y - F32(40.0)) / F32(48.0)) ** 2)
         (x0, y0), (x1, y1) = PETROUS
         ridge_y = F32(y0) + (ax_ - F32(x0)) * F32((y1 - y0) / (x1 - x0))
