@@ -50,11 +50,18 @@ gen 2e9621c phantoms-val2a 20 97 & gen 2e9621c phantoms-val2b 20 96 & wait
 gen 21e0a62 ft-3300 45 3300 & gen 21e0a62 ft-3301 45 3301 & gen 21e0a62 phantoms-val3 20 95 & wait
 gen 21e0a62 phantoms-test2 40 94
 gen 21e0a62 hardneg-a 6 93 "${HN[@]}" & gen 21e0a62 hardneg-b 6 92 "${HN[@]}" & wait
-gen current ft-3400 45 3400 --thin-extent whole & gen current ft-3401 45 3401 --thin-extent whole &
+# stage G's folders from 2184482's generator (studies 0-1 of ft-3400 regenerated with it:
+# all 73 slices pixel-identical to the folder trained on); stage I's from the current one
+gen 2184482 ft-3400 45 3400 --thin-extent whole & gen 2184482 ft-3401 45 3401 --thin-extent whole &
 wait
-gen current phantoms-val4 24 89 --thin-extent whole & gen current hardneg-g91 6 91 "${HN[@]}" &
-gen current hardneg-g90 6 90 "${HN[@]}" & wait
-gen current phantoms-test3 40 88 --thin-extent whole
+gen 2184482 phantoms-val4 24 89 --thin-extent whole & gen 2184482 hardneg-g91 6 91 "${HN[@]}" &
+gen 2184482 hardneg-g90 6 90 "${HN[@]}" & wait
+gen 2184482 phantoms-test3 40 88 --thin-extent whole
+gen current ft-3500 45 3500 --thin-extent whole & gen current ft-3501 45 3501 --thin-extent whole &
+wait
+gen current phantoms-val5 24 87 --thin-extent whole & gen current hardneg-g86 6 86 "${HN[@]}" &
+gen current hardneg-g85 6 85 "${HN[@]}" & wait
+gen current phantoms-test4 40 84 --thin-extent whole
 
 AB=("$DATA/phantoms-a" "$DATA/phantoms-b")
 B=("$DATA/ft-3100" "$DATA/ft-3101")
