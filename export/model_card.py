@@ -301,6 +301,15 @@ REPLACED_ON_CURRENT_TEST = (
 )
 
 
+#: later candidates the selection rules did not bundle, on the same test phantoms
+NOT_CHOSEN_ON_CURRENT_TEST = (
+    (
+        "stage I (not bundled: stage I's classifier, stage H's segmenter)",
+        "training/trials/stage-i-evaluation-test2.json",
+    ),
+)
+
+
 def candidate_rows(entries: list[tuple[str, dict]]) -> list[str]:
     def row(name: str, ev: dict) -> str:
         clf = next(c for c in ev["classifiers"] if c["model"] == "densenet25d.onnx")
@@ -338,7 +347,8 @@ def candidates_old_test(root: Path = ROOT) -> list[str]:
 
 def candidates_current_test(evaluation: dict, root: Path = ROOT) -> list[str]:
     entries = [(name, _read(path, root)) for name, path in REPLACED_ON_CURRENT_TEST]
-    return candidate_rows([*entries, (BUNDLED, evaluation)])
+    later = [(name, _read(path, root)) for name, path in NOT_CHOSEN_ON_CURRENT_TEST]
+    return candidate_rows([*entries, (BUNDLED, evaluation), *later])
 
 
 def render(manifest: dict, evaluation: dict, template: str) -> str:

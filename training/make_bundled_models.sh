@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# About five hours on 2 CPU cores. DATA (default data/) receives the phantoms, runs/
-# the Keras checkpoints.
+# On 2 CPU cores, as run: about four hours of training (stages A to I: 58, 37, 14, 20, 11, 26,
+# 30, 12 and 30 minutes) and two and a half of phantom generation, plus the evaluations.
+# DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
 # The models grew with the phantom generator, in eight stages, each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
@@ -14,13 +15,16 @@
 #      real density, mandible): both fine-tuned again, the segmenter on 45 % bleeding slices;
 #   E. the segmenter once more, on 55 % bleeding slices (the classifier stays stage D's);
 #   F. the classifier once more, longer, at a lower learning rate (the segmenter stays E's);
-#   G. the current generator (ridged 2-3.5 mm skull-base floors, head roll, thin series of the
-#      whole head): the classifier fine-tuned from stage D's on stage-D and current folders;
-#   H. the segmenter, from stage E's, on the same folders.
+#   G. commit 2184482's generator (ridged 2-3.5 mm skull-base floors, head roll, thin series
+#      of the whole head): the classifier fine-tuned from stage D's on stage-D and -G folders;
+#   H. the segmenter, from stage E's, on the same folders;
+#   I. the current generator (a5c415a's: the head following the gantry tilt, bowl-shaped
+#      middle fossae): the classifier once more, from stage G's, on stage-G and -I folders;
+#      not bundled, its rule kept G.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
-# more validation seed from stage D's (21e0a62, the stage-D choice) and one from the current
-# generator (the stage-G and -H choices); test phantoms from 2e9621c's, 21e0a62's and the
-# current one.
+# more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
+# stage-G and -H choices) and one from the current one (stage I's choice); test phantoms from
+# 2e9621c's, 21e0a62's, stage G's and the current one.
 # Stage A ran with commit c3d99a0's training code, B to D with later commits': a rerun follows
 # the same recipe, not the same bits (models/README.md records what was run and when).
 set -euo pipefail
@@ -158,7 +162,7 @@ python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/stage
 python training/evaluate.py --data "$DATA/phantoms-test3" --model-dir runs/stage-f \
     --out training/trials/stage-f-evaluation-test3.json
 
-# G. the classifier from stage D's weights on stage-D and current-generator folders (30 min),
+# G. the classifier from stage D's weights on stage-D and stage-G folders (30 min),
 # then F or G (training/trials/selection-g-rule.md)
 DG=("$DATA/ft-3300" "$DATA/ft-3301" "$DATA/ft-3400" "$DATA/ft-3401")
 VAL5=("$DATA/phantoms-val" "$DATA/phantoms-val2a" "$DATA/phantoms-val2b" "$DATA/phantoms-val3" \
@@ -193,6 +197,35 @@ python training/hard_negatives.py --data "${PROXY[@]}" --segmenters \
     runs/stage-f/densenet_unet.onnx runs/ft9/models/densenet_unet.onnx \
     runs/ft5/models/densenet_unet.onnx
 
+# I. the classifier from stage G's weights on stage G's and a5c415a's folders (30 min), then G
+# or I (training/trials/selection-i-rule.md: G stays); I is exported apart, with H's segmenter,
+# and scored after the choice (training/trials/selection-i.md). As run, the comparisons read
+# stage G from models/: the same weights and `any` thresholds as runs/ft8/models.
+DI=("$DATA/ft-3400" "$DATA/ft-3401" "$DATA/ft-3500" "$DATA/ft-3501")
+mkdir -p runs/ft10
+python training/train_classifier.py --data "${DI[@]}" --arch densenet25d \
+    --init runs/ft8/densenet25d.keras --lr 3e-4 --epochs 20 --time-budget 1800 \
+    --image-size 192 --hu-shift 15 --out runs/ft10/densenet25d.keras \
+    --data-note "$CLS_D, lr 1e-3; then on ft-3300, ft-3301, ft-3400, ft-3401 (ridged thin \
+skull-base floors, head roll, whole-head thin series), --hu-shift 15, lr 5e-4; then on ft-3400, \
+ft-3401, ft-3500, ft-3501 (head following the gantry tilt, bowl-shaped middle fossae), \
+--hu-shift 15, lr 3e-4"
+python export/to_onnx.py --classifier runs/ft10/densenet25d.keras --segmenter /nonexistent \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out runs/ft10/models
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
+    --models runs/ft8/models/densenet25d.onnx runs/ft10/models/densenet25d.onnx
+python training/hard_negatives.py --data "${PROXY[@]}" "$DATA/hardneg-g86" "$DATA/hardneg-g85" \
+    --classifiers runs/ft8/models/densenet25d.onnx runs/ft10/models/densenet25d.onnx \
+    runs/stage-f/densenet25d.onnx runs/ft5/models/densenet25d.onnx
+python export/to_onnx.py --classifier runs/ft10/densenet25d.keras \
+    --segmenter runs/ft9/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
+    --data "$DATA/phantoms-val" --series-data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
+    "$DATA/phantoms-val2b" "$DATA/phantoms-val3" --out runs/stage-i
+python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/stage-i \
+    --real ../shared/data --out training/trials/stage-i-evaluation-test2.json
+python training/evaluate.py --data "$DATA/phantoms-test4" --model-dir runs/stage-i \
+    --out training/trials/stage-i-evaluation-test4.json
+
 # export the chosen models: stage G's classifier, stage H's segmenter (parity check; int8
 # variants kept only if they hold accuracy; series thresholds on the four validation seeds,
 # training/trials/series-thresholds-rule.md)
@@ -219,6 +252,8 @@ python training/evaluate.py --data "$DATA/phantoms-test" --real ../shared/data \
     --out training/trials/stage-g-evaluation.json
 python training/evaluate.py --data "$DATA/phantoms-test3" \
     --out training/trials/stage-g-evaluation-test3.json
+python training/evaluate.py --data "$DATA/phantoms-test4" \
+    --out training/trials/stage-g-evaluation-test4.json
 
 # the model card's figures: held-out phantoms of stage D's generator, plus the real-scan
 # checks when available
