@@ -2,7 +2,8 @@
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
 # On 2 CPU cores, as run: about four hours of training (stages A to I: 58, 37, 14, 20, 11, 26,
-# 30, 12 and 30 minutes) and two and a half of phantom generation, plus the evaluations.
+# 30, 12 and 30 minutes; a 30-minute control run besides) and two and a half of phantom
+# generation, plus the evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
 # The models grew with the phantom generator, in eight stages, each on phantoms from the
@@ -225,6 +226,22 @@ python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/stage
     --real ../shared/data --out training/trials/stage-i-evaluation-test2.json
 python training/evaluate.py --data "$DATA/phantoms-test4" --model-dir runs/stage-i \
     --out training/trials/stage-i-evaluation-test4.json
+# a control for stage I, never a candidate (training/trials/control-i-plan.md): the same run on
+# stage G's own folders
+mkdir -p runs/ft11
+python training/train_classifier.py --data "${DG[@]}" --arch densenet25d \
+    --init runs/ft8/densenet25d.keras --lr 3e-4 --epochs 20 --time-budget 1800 \
+    --image-size 192 --hu-shift 15 --out runs/ft11/densenet25d.keras \
+    --data-note "control for stage I (training/trials/control-i-plan.md): stage G fine-tuned \
+again on its own folders ft-3300, ft-3301, ft-3400, ft-3401, --hu-shift 15, lr 3e-4; never bundled"
+python export/to_onnx.py --classifier runs/ft11/densenet25d.keras --segmenter /nonexistent \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out runs/ft11/models
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
+    --models runs/ft8/models/densenet25d.onnx runs/ft10/models/densenet25d.onnx \
+    runs/ft11/models/densenet25d.onnx
+python training/hard_negatives.py --data "${PROXY[@]}" "$DATA/hardneg-g86" "$DATA/hardneg-g85" \
+    --classifiers runs/ft8/models/densenet25d.onnx runs/ft10/models/densenet25d.onnx \
+    runs/ft11/models/densenet25d.onnx
 
 # export the chosen models: stage G's classifier, stage H's segmenter (parity check; int8
 # variants kept only if they hold accuracy; series thresholds on the four validation seeds,
