@@ -340,15 +340,25 @@ def _read(path: str, root: Path) -> dict:
     return json.loads((root / path).read_text())
 
 
+def _read_all(pairs: tuple[tuple[str, str], ...], root: Path) -> list[tuple[str, dict]]:
+    """(row name, evaluation) for each (row name, path) pair."""
+    return [(name, _read(path, root)) for name, path in pairs]
+
+
 def candidates_old_test(root: Path = ROOT) -> list[str]:
-    entries = [(name, _read(path, root)) for name, path in CANDIDATES]
-    return candidate_rows([*entries, (BUNDLED, _read(BUNDLED_ON_OLD_TEST, root))])
+    return candidate_rows(
+        [*_read_all(CANDIDATES, root), (BUNDLED, _read(BUNDLED_ON_OLD_TEST, root))]
+    )
 
 
 def candidates_current_test(evaluation: dict, root: Path = ROOT) -> list[str]:
-    entries = [(name, _read(path, root)) for name, path in REPLACED_ON_CURRENT_TEST]
-    later = [(name, _read(path, root)) for name, path in NOT_CHOSEN_ON_CURRENT_TEST]
-    return candidate_rows([*entries, (BUNDLED, evaluation), *later])
+    return candidate_rows(
+        [
+            *_read_all(REPLACED_ON_CURRENT_TEST, root),
+            (BUNDLED, evaluation),
+            *_read_all(NOT_CHOSEN_ON_CURRENT_TEST, root),
+        ]
+    )
 
 
 def render(manifest: dict, evaluation: dict, template: str) -> str:
