@@ -12,7 +12,9 @@ For each checkpoint (with the ``.json`` sidecar its training script wrote) this:
 3. runs Keras and onnxruntime on sample inputs and fails above ``--tolerance`` (1e-4) max diff;
 4. with ``--data`` (a validation folder in the RSNA layout), quantizes to int8 (static QDQ,
    per-channel) and keeps that variant only if validation AUC stays within 0.01 (Dice within
-   0.02) of float32, recording both figures;
+   0.02) of float32, recording both figures; a segmenter's Dice counts at its mask threshold
+   (``--mask-threshold``, chosen on validation data with ``training/compare_models.py
+   --mask-thresholds``; else the checkpoint's, 0.5);
 5. with ``--series-data`` (validation folders; default ``--data``), gives each classifier its
    series thresholds (``ichinfer.series_thresholds``, what the verdict uses): per label the
    lowest with series-level specificity >= ``--series-specificity`` over those folders' series,
@@ -297,12 +299,12 @@ def thresholds(prob: np.ndarray, y: np.ndarray, specificity: float) -> dict:
     }
 
 
-def score(pred: np.ndarray, task: str, y: np.ndarray) -> dict:
+def score(pred: np.ndarray, task: str, y: np.ndarray, mask_threshold: float = 0.5) -> dict:
     """Validation figures of a model's predictions: per-label AUC, or pooled Dice."""
     if task == "classify":
         aucs = {label: roc_auc(y[:, k], pred[:, k]) for k, label in enumerate(LABELS)}
         return {"auc": aucs, "min_auc": float(np.nanmin(list(aucs.values())))}
-    masks = pred[..., 0] >= 0.5
+    masks = pred[..., 0] >= mask_threshold
     return {"dice_pooled": dice(y > 0, masks)}
 
 
@@ -448,6 +450,13 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
     diff = parity(model, out, args.tolerance)
     x = y = None
     rule = "Youden's J on the training-time validation split"
+    if info["task"] == "segment":
+        if args.mask_threshold is not None:
+            info["thresholds"] = {"mask": args.mask_threshold}
+            rule = f"mask threshold {args.mask_threshold:g} given to export (--mask-threshold)"
+        else:
+            fixed = info["thresholds"]["mask"]
+            rule = f"mask threshold {fixed:g}, the training script's fixed value"
     if args.data is not None:
         x, y = validation_batches(info, args.data, args.max_series)
         # float32 predictions, needed for the thresholds and the int8 check
@@ -486,7 +495,8 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
     }
     print(f"{out}: converted in {time.time() - t0:.1f} s, max |Keras - ORT| = {diff:.2e}")
     if x is not None and not args.no_quantize:
-        fp32 = score(pred, info["task"], y)
+        mask_t = info["thresholds"].get("mask", 0.5)
+        fp32 = score(pred, info["task"], y, mask_t)
         qpath = args.out / f"{name}.int8.onnx"
         quantize(out, qpath, x[: args.calibration])
         qpred = predict(qpath, x)
@@ -495,7 +505,7 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
             qinfo["thresholds"] = thresholds(qpred, y, args.threshold_specificity)
         qextra = {"quantized_from": out.name, "threshold_rule": rule}
         set_metadata(qpath, metadata(qinfo, name=name, precision="int8", extra=qextra))
-        int8 = score(qpred, info["task"], y)
+        int8 = score(qpred, info["task"], y, mask_t)
         if info["task"] == "classify":
             keep = int8["min_auc"] >= fp32["min_auc"] - 0.01 and all(
                 int8["auc"][k] >= fp32["auc"][k] - 0.01
@@ -560,6 +570,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.95,
         help="series thresholds: lowest with this series-level specificity on --series-data",
+    )
+    p.add_argument(
+        "--mask-threshold",
+        type=float,
+        default=None,
+        help="the segmenter's mask threshold, written to its metadata (default: its checkpoint's)",
     )
     p.add_argument("--max-series", type=int, default=None)
     p.add_argument("--calibration", type=int, default=256, help="calibration slices")

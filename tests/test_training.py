@@ -91,11 +91,18 @@ def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_p
                 str(phantom_data),
                 "--calibration",
                 "16",
+                "--mask-threshold",
+                "0.4",
             ]
         )
         == 0
     )
     manifest = json.loads((out / "manifest.json").read_text())
+    # the segmenter's mask threshold is export's, in the metadata the runtime reads
+    seg_entry = manifest["models"]["densenet_unet.onnx"]
+    assert seg_entry["thresholds"] == {"mask": 0.4}
+    assert "--mask-threshold" in seg_entry["threshold_rule"]
+    assert ichinfer.Segmenter(out / "densenet_unet.onnx").threshold == 0.4
     assert manifest["defaults"] == {"classify": "densenet25d.onnx", "segment": "densenet_unet.onnx"}
     assert all(e["sha256"] for e in manifest["models"].values())
 
@@ -146,6 +153,14 @@ def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_p
     assert len(row) == 1 and len(row[0].split("|")) == len(ichinfer.LABELS) + 6
     row = [r for r in printed if "densenet_unet.onnx" in r]
     assert len(row) == 1 and len(row[0].split("|")) == 4 + 4, row  # Dice, Dice, marked, area
+    # a threshold sweep: one row per threshold, and a higher threshold never marks more
+    compare_models.main(
+        ["--data", str(phantom_data), "--models", models[1], "--mask-thresholds", "0.1", "0.9"]
+    )
+    rows = [r.split("|") for r in capsys.readouterr().out.splitlines() if "densenet_unet" in r]
+    assert [r[2].strip() for r in rows] == ["0.10", "0.90"], rows
+    marked = [float(r[6].strip().rstrip("%")) for r in rows]  # bleed-free slices marked
+    assert marked[1] <= marked[0], rows
 
     # int8 variants are kept only when accurate, which tiny models may not be: quantize one here
     rng = np.random.default_rng(0)

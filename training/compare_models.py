@@ -7,8 +7,10 @@ Inputs are built the way training and export build them (``export.to_onnx.valida
 the model's own metadata for size, slabs and context). Prints a Markdown table per task:
 classifiers get each label's AUC, their mean and their minimum; segmenters get pooled Dice, mean
 Dice over bleeding slices, and the share of bleed-free slices where they mark anything (with the
-mean area marked there, in pixels of the model grid). Used to choose between candidate
-checkpoints on validation data only (never the test phantoms or the real scans).
+mean area marked there, in pixels of the model grid), at the mask threshold in their metadata or,
+with ``--mask-thresholds``, at each of those (one row per model and threshold). Used to choose
+between candidate checkpoints, and a segmenter's threshold, on validation data only (never the
+test phantoms or the real scans).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def model_info(path: Path) -> dict:
     return {
         "task": spec.task,
         "image_size": spec.input_size[0],
+        "mask_threshold": spec.thresholds.get("mask", 0.5),
         "slab_mm": spec.slab_mm,
         "context": spec.context,
     }
@@ -43,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, nargs="+", required=True)
     p.add_argument("--models", type=Path, nargs="+", required=True)
+    p.add_argument(
+        "--mask-thresholds",
+        type=float,
+        nargs="+",
+        default=None,
+        help="score segmenters at each of these mask thresholds instead of their own",
+    )
     args = p.parse_args(argv)
     infos = {path: model_info(path) for path in args.models}
     for task, heads in (
@@ -60,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = [path for path in args.models if infos[path]["task"] == task]
         if not paths:
             continue
-        print(f"| model | slices | {' | '.join(heads)} |")
-        print("|" + " --- |" * (len(heads) + 2))
+        sweep = task == "segment" and args.mask_thresholds is not None
+        first = ["model", "threshold"] if sweep else ["model"]
+        print(f"| {' | '.join(first)} | slices | {' | '.join(heads)} |")
+        print("|" + " --- |" * (len(heads) + len(first) + 1))
         inputs: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # candidates share their inputs
         for path in paths:
             key = tuple(sorted(infos[path].items()))
@@ -71,9 +83,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 inputs[key] = np.concatenate(xs), np.concatenate(ys)
             x, y = inputs[key]
-            cells_of = classifier_cells if task == "classify" else segmenter_cells
-            cells = cells_of(predict(path, x), y)
-            print(f"| `{path}` | {len(y)} | {' | '.join(cells)} |")
+            prob = predict(path, x)
+            if task == "classify":
+                print(f"| `{path}` | {len(y)} | {' | '.join(classifier_cells(prob, y))} |")
+                continue
+            for t in args.mask_thresholds if sweep else [infos[path]["mask_threshold"]]:
+                cells = segmenter_cells(prob, y, t)
+                name = f"`{path}` | {t:.2f}" if sweep else f"`{path}`"
+                print(f"| {name} | {len(y)} | {' | '.join(cells)} |")
         print()
     return 0
 
@@ -83,8 +100,8 @@ def classifier_cells(prob: np.ndarray, y: np.ndarray) -> list[str]:
     return [f"{a:.3f}" for a in [*aucs, np.mean(aucs), np.min(aucs)]]
 
 
-def segmenter_cells(prob: np.ndarray, y: np.ndarray) -> list[str]:
-    masks, truth = prob[..., 0] >= 0.5, y > 0
+def segmenter_cells(prob: np.ndarray, y: np.ndarray, threshold: float) -> list[str]:
+    masks, truth = prob[..., 0] >= threshold, y > 0
     bleeding = truth.any(axis=(1, 2))
     per_slice = [dice(t, m) for t, m in zip(truth[bleeding], masks[bleeding], strict=True)]
     marked = masks[~bleeding].sum(axis=(1, 2))
