@@ -15,7 +15,9 @@ The pipeline, for a series ordered head to foot with slice locations ``locations
    ``± slab_mm / 2`` of it (a thin series then looks like the usual 5 mm one; a thick series is
    left as it is), stacked with the slabs ``± slab_mm`` away (2.5-D context), head side first.
 5. :func:`dense_prior` — the segmenter's extra channel: 50–90 HU inside the skull.
-6. :func:`nearest_sampled` — each slice takes the output of the nearest sampled slice.
+6. :func:`nearest_sampled` — each slice takes the output of the nearest sampled slice (the
+   classifier's probabilities); :func:`between_sampled` — or the output interpolated between
+   the two sampled slices around it (the segmenter's probability maps).
 7. :func:`from_model_grid` — masks back onto the slice's own pixel grid.
 
 Opencv's ``resize`` is used for resampling (STYLE.md puts opencv in the overlay module only;
@@ -126,6 +128,25 @@ def nearest_sampled(locations_mm: np.ndarray, sampled: np.ndarray) -> np.ndarray
     loc = np.asarray(locations_mm, dtype=np.float64)
     sampled_loc = loc[np.asarray(sampled, dtype=np.int64)]
     return np.abs(loc[:, None] - sampled_loc[None, :]).argmin(axis=1)
+
+
+def between_sampled(
+    locations_mm: np.ndarray, sampled: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every slice, positions ``lo``, ``hi`` in ``sampled`` of the sampled slices around it
+    and a weight ``w`` in [0, 1], so that its output is ``(1 - w) * out[lo] + w * out[hi]``:
+    linear in slice location, the nearest sampled slice's beyond the ends (``lo == hi``)."""
+    loc = np.asarray(locations_mm, dtype=np.float64)
+    idx = np.asarray(sampled, dtype=np.int64)
+    order = np.argsort(loc[idx], kind="stable")
+    s_loc = loc[idx][order]
+    right = np.clip(np.searchsorted(s_loc, loc, side="right"), 1, max(len(s_loc) - 1, 1))
+    a, b = right - 1, np.minimum(right, len(s_loc) - 1)
+    span = s_loc[b] - s_loc[a]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(span > 0, (loc - s_loc[a]) / span, 0.0)
+    w = np.clip(w, 0.0, 1.0)
+    return order[a], order[b], w.astype(np.float32)
 
 
 def _slab_members(loc: np.ndarray, centre_mm: float, slab_mm: float) -> np.ndarray:

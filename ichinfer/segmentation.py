@@ -18,12 +18,21 @@ from ichinfer.pipeline import (
     scan_inputs,
     slice_extents_mm,
 )
-from ichinfer.preprocess import from_model_grid, nearest_sampled, sample_indices
+from ichinfer.preprocess import (
+    between_sampled,
+    from_model_grid,
+    nearest_sampled,
+    sample_indices,
+)
 from ichinfer.results import Failure, SegmentationResult, SeriesSegmentation, SliceMask
 
 
 class Segmenter:
-    """Holds a segmentation session for repeated calls."""
+    """Holds a segmentation session for repeated calls.
+
+    On a thin series the model runs on one slab every ``slab_mm / 2``; ``between`` says what the
+    slices between two sampled slabs get: the probability map interpolated linearly by slice
+    location (``"interpolate"``, the default) or the nearest sampled slab's (``"nearest"``)."""
 
     def __init__(
         self,
@@ -36,9 +45,13 @@ class Segmenter:
         threads: int | None = None,
         batch_size: int = 2,
         threshold: float | None = None,
+        between: str = "interpolate",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        if between not in ("interpolate", "nearest"):
+            raise ValueError(f"between must be 'interpolate' or 'nearest', not {between!r}")
+        self.between = between
         path = models.locate("segment", model=model, model_dir_override=model_dir, variant=variant)
         self.session = runtime.get_session(path, device=device, providers=providers,
                                            threads=threads)
@@ -56,15 +69,36 @@ class Segmenter:
         # probability maps on the model grid, float16 to halve what a long series holds
         maps = run_batched(self.session, prepared, sampled, batch_size=self.batch_size,
                            transform=lambda y: y[..., 0].astype(np.float16))
-        nearest = nearest_sampled(loc, sampled)
+        if self.between == "nearest":
+            lo = hi = nearest_sampled(loc, sampled)
+            w = np.zeros(len(loc), dtype=np.float32)
+        else:
+            lo, hi, w = between_sampled(loc, sampled)
         extents = slice_extents_mm(loc, series.slices[0].slice_thickness_mm)
-        masks: dict[tuple[int, tuple[int, int]], np.ndarray] = {}
+        peak = [float(m.max()) for m in maps]
+        # masks are shared between slices wherever they must be equal: the same map on the same
+        # grid, and the empty mask wherever neither map around a slice reaches the threshold
+        masks: dict[tuple, np.ndarray] = {}
         slices = []
         for i, info in enumerate(series.slices):
-            key = (int(nearest[i]), (info.rows, info.columns))
+            a, b, wi, shape = int(lo[i]), int(hi[i]), float(w[i]), (info.rows, info.columns)
+            if max(peak[a], peak[b]) < self.threshold:
+                key: tuple = ("empty", shape)
+            elif a == b or wi <= 0.0 or wi >= 1.0:
+                key = (a if wi < 1.0 else b, shape)
+            else:
+                key = (a, b, wi, shape)
             if key not in masks:
-                prob = from_model_grid(maps[key[0]].astype(np.float32), key[1])
-                masks[key] = (prob >= self.threshold).astype(np.uint8)
+                if key[0] == "empty":
+                    masks[key] = np.zeros(shape, dtype=np.uint8)
+                    masks[key].flags.writeable = False
+                else:
+                    if len(key) == 2:
+                        grid = maps[key[0]].astype(np.float32)
+                    else:
+                        grid = (1.0 - wi) * maps[a].astype(np.float32) + wi * maps[b].astype(
+                            np.float32)
+                    masks[key] = (from_model_grid(grid, shape) >= self.threshold).astype(np.uint8)
             slices.append(
                 SliceMask(
                     index=i,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import ichinfer
+from ichinfer import preprocess as pp
 
 
 def test_labels():
@@ -134,3 +135,31 @@ def test_verdict_holds_the_highest_slice_to_the_series_threshold(phantom_study, 
     both = ichinfer.classify(phantom_study.folder, model=model,
                              thresholds={"thresholds": {k: 0.3}, "series_thresholds": {k: 0.5}})
     assert both.series[0].thresholds[k] == 0.3 and not both.series[0].verdict[k]
+
+
+def test_thin_series_masks_lie_between_the_sampled_slabs_around_them(tmp_path, tiny_model_dir):
+    from training.synth import make_study, write_study
+
+    write_study(make_study(11, size=64, positive=True, thin=True), tmp_path)
+    folder = tmp_path / "stage_2_train"
+    model = tiny_model_dir / "tiny_segmenter.onnx"
+    with pytest.raises(ValueError, match="between"):
+        ichinfer.Segmenter(model, between="cubic")
+    near = ichinfer.Segmenter(model, between="nearest").segment(folder).series[0]
+    inter = ichinfer.Segmenter(model).segment(folder).series[0]
+    loc = np.array([s.location_mm for s in inter.slices])
+    sampled = pp.sample_indices(loc, 5.0)
+    assert 1 < len(sampled) < len(loc)  # a thin series, sampled
+    masks = [s.mask.astype(bool) for s in inter.slices]
+    # sampled slices: their own mask in both modes; nearest: the nearest sampled slice's mask
+    nearest = sampled[pp.nearest_sampled(loc, sampled)]
+    for i in range(len(loc)):
+        assert np.array_equal(near.slices[i].mask, near.slices[nearest[i]].mask)
+    for i in sampled:
+        assert np.array_equal(inter.slices[i].mask, near.slices[i].mask)
+    # between two sampled slices: at least where both mark, at most where either does
+    lo, hi, _ = pp.between_sampled(loc, sampled)
+    for i in range(len(loc)):
+        a, b = masks[sampled[lo[i]]], masks[sampled[hi[i]]]
+        assert not (a & b & ~masks[i]).any() and not (masks[i] & ~(a | b)).any(), i
+    assert any(m.any() for m in masks)

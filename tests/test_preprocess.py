@@ -53,6 +53,23 @@ def test_thin_series_is_sampled_and_averaged_into_slabs():
     assert np.abs(loc - loc[sampled][nearest]).max() <= 1.25 + 1e-6
 
 
+@pytest.mark.parametrize("step", [-0.625, 0.625, -5.0])
+def test_between_sampled_interpolates_linearly_in_location(step):
+    loc = 50.0 + step * np.arange(41)
+    sampled = pp.sample_indices(loc, 5.0)
+    lo, hi, w = pp.between_sampled(loc, sampled)
+    # a quantity linear in location comes back exactly; sampled slices get their own output
+    got = (1 - w) * loc[sampled][lo] + w * loc[sampled][hi]
+    np.testing.assert_allclose(got, loc, atol=1e-4)
+    at = np.searchsorted(sampled, sampled)
+    assert np.all(np.where(w[sampled] < 0.5, lo[sampled], hi[sampled]) == at)
+    # beyond the sampled range: the end's own output
+    inner = np.array([12, 4, 8])  # any order
+    lo, hi, w = pp.between_sampled(loc, inner)
+    out = (1 - w) * loc[inner][lo] + w * loc[inner][hi]
+    assert np.all(out[:5] == loc[4]) and np.all(out[12:] == loc[12])
+
+
 def test_dense_prior_only_inside_the_skull():
     yy, xx = np.mgrid[:64, :64] - 31.5
     r = np.hypot(yy, xx)
