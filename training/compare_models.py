@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="score segmenters at each of these mask thresholds instead of their own",
     )
+    p.add_argument("--digits", type=int, default=3, help="decimals of AUC and Dice")
     args = p.parse_args(argv)
     infos = {path: model_info(path) for path in args.models}
     for task, heads in (
@@ -85,29 +86,32 @@ def main(argv: list[str] | None = None) -> int:
             x, y = inputs[key]
             prob = predict(path, x)
             if task == "classify":
-                print(f"| `{path}` | {len(y)} | {' | '.join(classifier_cells(prob, y))} |")
+                cells = classifier_cells(prob, y, args.digits)
+                print(f"| `{path}` | {len(y)} | {' | '.join(cells)} |")
                 continue
             for t in args.mask_thresholds if sweep else [infos[path]["mask_threshold"]]:
-                cells = segmenter_cells(prob, y, t)
+                cells = segmenter_cells(prob, y, t, args.digits)
                 name = f"`{path}` | {t:.2f}" if sweep else f"`{path}`"
                 print(f"| {name} | {len(y)} | {' | '.join(cells)} |")
         print()
     return 0
 
 
-def classifier_cells(prob: np.ndarray, y: np.ndarray) -> list[str]:
+def classifier_cells(prob: np.ndarray, y: np.ndarray, digits: int = 3) -> list[str]:
     aucs = [roc_auc(y[:, k], prob[:, k]) for k in range(len(LABELS))]
-    return [f"{a:.3f}" for a in [*aucs, np.mean(aucs), np.min(aucs)]]
+    return [f"{a:.{digits}f}" for a in [*aucs, np.mean(aucs), np.min(aucs)]]
 
 
-def segmenter_cells(prob: np.ndarray, y: np.ndarray, threshold: float) -> list[str]:
+def segmenter_cells(
+    prob: np.ndarray, y: np.ndarray, threshold: float, digits: int = 3
+) -> list[str]:
     masks, truth = prob[..., 0] >= threshold, y > 0
     bleeding = truth.any(axis=(1, 2))
     per_slice = [dice(t, m) for t, m in zip(truth[bleeding], masks[bleeding], strict=True)]
     marked = masks[~bleeding].sum(axis=(1, 2))
     return [
-        f"{dice(truth, masks):.3f}",
-        f"{np.mean(per_slice):.3f}",
+        f"{dice(truth, masks):.{digits}f}",
+        f"{np.mean(per_slice):.{digits}f}",
         f"{np.mean(marked > 0):.1%}",
         f"{marked.mean():.1f}",
     ]
