@@ -11,7 +11,9 @@ against the slice thresholds for comparison), and the segmenter by Dice against 
 each slice's own grid, next to plain 50–90 HU masking inside the skull; series volumes are
 compared with ``studies.csv`` when present. ``--real`` adds the checks on real scans: the share
 of CQ500 slices flagged ``any`` and the series' verdict, the known-negative RSNA samples, and
-what each segmenter marks on CQ500 (slices and mL, all false).
+what each segmenter marks on CQ500 (slices and mL, all false). ``--only segment`` scores the
+segmenters alone, and ``--mask-threshold`` / ``--between`` override their runtime settings (to
+see what a setting does, never to change the bundled figures).
 """
 
 from __future__ import annotations
@@ -107,10 +109,11 @@ def _dice_parts(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
     return int(np.logical_and(truth, pred).sum()), int(truth.sum() + pred.sum())
 
 
-def evaluate_segmenter(path: Path, data: Path) -> dict:
+def evaluate_segmenter(path: Path, data: Path, **settings) -> dict:
+    """``settings``: ``ichinfer.Segmenter``'s ``threshold`` and ``between``, where given."""
     from training.pngio import read_png
 
-    seg = ichinfer.Segmenter(path, device="cpu")
+    seg = ichinfer.Segmenter(path, device="cpu", **settings)
     t0 = time.time()
     result = seg.segment(data / "stage_2_train", on_error="collect")
     seconds = time.time() - t0
@@ -143,6 +146,8 @@ def evaluate_segmenter(path: Path, data: Path) -> dict:
         "volume_series": len(volumes),
         "volume_median_relative_error": float(np.median(rel)) if rel else None,
         "seconds": round(seconds, 1),
+        "threshold": seg.threshold,
+        "between": seg.between,
     }
 
 
@@ -200,12 +205,12 @@ def real_checks(path: Path, shared: Path) -> dict:
     return out
 
 
-def real_segmenter_checks(path: Path, shared: Path) -> dict | None:
+def real_segmenter_checks(path: Path, shared: Path, **settings) -> dict | None:
     """On the real normal CQ500 series: what the segmenter marks (all of it is false)."""
     cq = shared / "cq500-ct0"
     if not cq.is_dir():
         return None
-    seg = ichinfer.Segmenter(path, device="cpu")
+    seg = ichinfer.Segmenter(path, device="cpu", **settings)
     t0 = time.time()
     r = seg.segment(cq)
     slices = [sl for series in r.series for sl in series.slices]
@@ -226,19 +231,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-dir", type=Path, default=None)
     p.add_argument("--real", type=Path, default=None, help="../shared/data for the real checks")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--only", choices=("classify", "segment"), default=None, help="one task")
+    p.add_argument("--mask-threshold", type=float, default=None, help="segmenters' threshold")
+    p.add_argument("--between", choices=("interpolate", "nearest"), default=None)
     args = p.parse_args(argv)
+    settings = {
+        k: v
+        for k, v in (("threshold", args.mask_threshold), ("between", args.between))
+        if v is not None
+    }
     folder = model_store.model_dir(args.model_dir)
     manifest = model_store.read_manifest(folder)
     report: dict = {"data": args.data.name, "classifiers": [], "segmenters": [], "real": []}
     for name, entry in sorted(manifest["models"].items()):
         path = folder / name
+        if args.only and entry.get("task") != args.only:
+            continue
         if entry.get("task") == "classify":
             report["classifiers"].append(evaluate_classifier(path, args.data))
             if args.real:
                 report["real"].append(real_checks(path, args.real))
         elif entry.get("task") == "segment":
-            report["segmenters"].append(evaluate_segmenter(path, args.data))
-            real = real_segmenter_checks(path, args.real) if args.real else None
+            report["segmenters"].append(evaluate_segmenter(path, args.data, **settings))
+            real = real_segmenter_checks(path, args.real, **settings) if args.real else None
             if real:
                 report.setdefault("real_segmenters", []).append(real)
         print(json.dumps(report, indent=1)[-600:], flush=True)
