@@ -281,6 +281,9 @@ def segment(
         help="classifier thresholds JSON (ichinfer calibrate); implies --subtypes")] = None,
     dicom_out: Annotated[Path | None, typer.Option(
         help="also write a DICOM SEG and a Secondary Capture overlay series here")] = None,
+    mask_threshold: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0,
+        help="bleed probability a pixel needs to be marked (default: the model's own)")] = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     overwrite: OverwriteOpt = False,
@@ -290,7 +293,7 @@ def segment(
     with _interruptible(debug):
         _segment(paths, out, model, model_dir, variant, device, threads, batch_size, overlays,
                  quiet, debug, overwrite, resume, subtypes or thresholds is not None, thresholds,
-                 dicom_out)
+                 dicom_out, mask_threshold)
 
 
 _OUTPUT_PNG = re.compile(r"s\d{2,}_\d{4,}\.png")
@@ -307,7 +310,7 @@ def _segment_outputs(out: Path) -> list[Path]:
 
 def _segment(paths, out, model, model_dir, variant, device, threads, batch_size, overlays,
              quiet, debug, overwrite, resume, subtypes=False, thresholds=None,
-             dicom_out=None) -> None:
+             dicom_out=None, mask_threshold=None) -> None:
     from ichinfer.overlay import blue_overlay, mask_png, write_png
     from ichinfer.pipeline import failures_of, scan_inputs
     from ichinfer.results import SegmentationResult, remove_partials, to_json
@@ -324,7 +327,8 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
         _fail_usage(f"{out} holds outputs of an earlier run ({previous[0].name}, ...); use "
                     "--overwrite to replace them or --resume to continue")
     seg = _run(debug, lambda: Segmenter(model, model_dir=model_dir, variant=variant, device=device,
-                                        threads=threads, batch_size=batch_size), code=2)
+                                        threads=threads, batch_size=batch_size,
+                                        threshold=mask_threshold), code=2)
     # --variant names the segmenter's variant; the classifier runs its default file
     clf = _extras_classifier(subtypes, thresholds, model_dir, device, threads, debug)
     if dicom_out is not None:
@@ -340,7 +344,8 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
     results, written, resumed = [], set(), 0
     with _progress(sum(len(s.slices) for s in scan.series), "segmenting", quiet) as advance:
         for k, series in enumerate(scan.series):
-            options = {"threshold": seg.threshold, "overlays": overlays, "stem": f"s{k:02d}"}
+            options = {"threshold": seg.threshold, "between": seg.between, "overlays": overlays,
+                       "stem": f"s{k:02d}"}
             key = _key("segment", series, seg.spec, options)
             done = store.load(key) if key and resume else None
             res = segmentation_from_record(done, out) if done else None

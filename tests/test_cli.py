@@ -70,6 +70,21 @@ def test_segment_writes_masks_overlays_summary(phantom_study, tiny_model_dir, tm
     assert "PHANTOM" not in r.output  # the phantom's PatientID never printed
 
 
+def test_segment_mask_threshold_marks_less_at_a_higher_threshold(phantom_study, tiny_model_dir,
+                                                                 tmp_path):
+    volumes = []
+    for t in ("0.05", "0.95"):
+        out = tmp_path / t
+        r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
+                   "--overlays", "none", "--mask-threshold", t)
+        assert r.exit_code == 0, r.output
+        volumes.append(json.loads((out / "summary.json").read_text())["series"][0]["volume_ml"])
+    assert volumes[0] > volumes[1]
+    r = invoke("segment", phantom_study.folder, "--out", tmp_path / "bad", "--model-dir",
+               tiny_model_dir, "--mask-threshold", "1.5")
+    assert r.exit_code == 2
+
+
 def test_info_lists_models_and_providers(tiny_model_dir):
     r = invoke("info", "--model-dir", tiny_model_dir, "--json")
     assert r.exit_code == 0, r.output
