@@ -307,6 +307,10 @@ NOT_CHOSEN_ON_CURRENT_TEST = (
         "stage I (not bundled: stage I's classifier, stage H's segmenter)",
         "training/trials/stage-i-evaluation-test2.json",
     ),
+    (
+        "stage J (not bundled: stage G's classifier, stage J's segmenter at 0.5)",
+        "training/trials/stage-j-evaluation-test2.json",
+    ),
 )
 
 

@@ -243,11 +243,40 @@ python training/hard_negatives.py --data "${PROXY[@]}" "$DATA/hardneg-g86" "$DAT
     --classifiers runs/ft8/models/densenet25d.onnx runs/ft10/models/densenet25d.onnx \
     runs/ft11/models/densenet25d.onnx
 
-# export the chosen models: stage G's classifier, stage H's segmenter (parity check; int8
-# variants kept only if they hold accuracy; series thresholds on the four validation seeds,
-# training/trials/series-thresholds-rule.md)
+# thin series: masks interpolated between sampled slabs, against the nearest slab's, with stage
+# H's segmenter (training/trials/thin-interpolation-rule.md, thin-interpolation.md)
+python training/compare_between.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
+    --proxy "${PROXY[@]}" "$DATA/hardneg-g86" "$DATA/hardneg-g85" \
+    --model runs/ft9/models/densenet_unet.onnx
+
+# J. the segmenter from stage H's weights on stage G's and a5c415a's folders (40 min), then H
+# or J, and the kept one's mask threshold (training/trials/selection-j-rule.md,
+# training/trials/selection-j.md)
+DJ=("${DG[@]}" "$DATA/ft-3500" "$DATA/ft-3501")
+PROXY6=("${PROXY[@]}" "$DATA/hardneg-g86" "$DATA/hardneg-g85")
+mkdir -p runs/ft12
+python training/train_segmenter.py --data "${DJ[@]}" --init runs/ft9/densenet_unet.keras \
+    --lr 3e-4 --epochs 30 --time-budget 2400 --image-size 192 --crop 96 --batch-size 16 \
+    --positive-fraction 0.5 --out runs/ft12/densenet_unet.keras \
+    --data-note "$SEG_D then 55% bleeding slices; \
+then on ft-3300, ft-3301, ft-3400, ft-3401 (ridged thin skull-base floors, head roll, \
+whole-head thin series), 50% bleeding slices; then on ft-3300 to ft-3501 (head follows the \
+gantry tilt, bowl-shaped middle fossae), 50% bleeding slices, lr 3e-4"
+python export/to_onnx.py --classifier /nonexistent --segmenter runs/ft12/densenet_unet.keras \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out runs/ft12/models
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
+    --models runs/ft9/models/densenet_unet.onnx runs/ft12/models/densenet_unet.onnx --digits 5
+python training/hard_negatives.py --data "${PROXY6[@]}" --segmenters \
+    runs/ft9/models/densenet_unet.onnx runs/ft12/models/densenet_unet.onnx
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
+    --models runs/ft9/models/densenet_unet.onnx runs/ft12/models/densenet_unet.onnx \
+    --mask-thresholds 0.20 0.25 0.30 0.35 0.40 0.45 0.50 0.55 0.60 0.65 0.70 0.75 0.80 --digits 5
+
+# export the chosen models: stage G's classifier, stage H's segmenter at the mask threshold of
+# selection-j.md (parity check; int8 variants kept only if they hold accuracy; series
+# thresholds on the four validation seeds, training/trials/series-thresholds-rule.md)
 python export/to_onnx.py --classifier runs/ft8/densenet25d.keras \
-    --segmenter runs/ft9/densenet_unet.keras --seed-cnn runs/seed_cnn.keras \
+    --segmenter runs/ft9/densenet_unet.keras --seed-cnn runs/seed_cnn.keras --mask-threshold 0.65 \
     --data "$DATA/phantoms-val" --series-data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
     "$DATA/phantoms-val2b" "$DATA/phantoms-val3"
 # the checkpoints behind the bundled files, for the benchmarks' Keras side (benchmarks/README.md)
