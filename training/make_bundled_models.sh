@@ -300,6 +300,20 @@ python training/evaluate.py --data "$DATA/phantoms-test3" \
     --out training/trials/stage-g-evaluation-test3.json
 python training/evaluate.py --data "$DATA/phantoms-test4" \
     --out training/trials/stage-g-evaluation-test4.json
+# stage J (not bundled) with stage G's classifier, and stage H's segmenter at the settings before
+# and after this round's two runtime choices, on stage D's generator's test phantoms
+# (training/trials/selection-j.md; the card's paragraph on them)
+python export/to_onnx.py --classifier runs/ft8/densenet25d.keras \
+    --segmenter runs/ft12/densenet_unet.keras --seed-cnn /nonexistent --no-quantize \
+    --data "$DATA/phantoms-val" --series-data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
+    "$DATA/phantoms-val2b" "$DATA/phantoms-val3" --out runs/stage-j
+python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/stage-j \
+    --real ../shared/data --out training/trials/stage-j-evaluation-test2.json
+for cfg in nearest:0.5 interpolate:0.5 nearest:0.65; do
+    python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
+        --only segment --between "${cfg%%:*}" --mask-threshold "${cfg#*:}" \
+        --out "training/trials/stage-h-segmenter-test2-${cfg%%:*}-${cfg#*:}.json"
+done
 
 # the model card's figures: held-out phantoms of stage D's generator, plus the real-scan
 # checks when available
