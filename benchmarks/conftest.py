@@ -196,13 +196,14 @@ def phantom() -> Path:
 def series40(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 40-slice uncompressed (Explicit VR Little Endian, 512²) synthetic head CT series.
 
-    ``training.synth`` seed 6 gives a 43-slice 5 mm series; the 3 foot-most files are removed.
+    ``training.synth`` seed 55 gives a 40-slice 4.8 mm series (since a5c415a, where the head
+    follows the gantry tilt, seed 6 gives 38 slices); any slices past 40 would be removed.
     """
     from ichinfer.dicom import read_series
     from training.synth import make_study, write_study
 
     out = tmp_path_factory.mktemp("series40")
-    write_study(make_study(6, size=512, thin=False), out)
+    write_study(make_study(55, size=512, thin=False), out)
     folder = out / "stage_2_train"
     for info in read_series(folder).slices[40:]:
         Path(info.path).unlink()
