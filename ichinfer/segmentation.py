@@ -82,22 +82,19 @@ class Segmenter:
         slices = []
         for i, info in enumerate(series.slices):
             a, b, wi, shape = int(lo[i]), int(hi[i]), float(w[i]), (info.rows, info.columns)
-            if max(peak[a], peak[b]) < self.threshold:
-                key: tuple = ("empty", shape)
-            elif a == b or wi <= 0.0 or wi >= 1.0:
-                key = (a if wi < 1.0 else b, shape)
-            else:
-                key = (a, b, wi, shape)
+            if wi <= 0.0 or wi >= 1.0 or a == b:  # one map: a slice's own or its nearest one's
+                a = b = a if wi < 1.0 else b
+                wi = 0.0
+            empty = max(peak[a], peak[b]) < self.threshold
+            key: tuple = ("empty", shape) if empty else (a, b, wi, shape)
             if key not in masks:
-                if key[0] == "empty":
+                if empty:
                     masks[key] = np.zeros(shape, dtype=np.uint8)
                     masks[key].flags.writeable = False
                 else:
-                    if len(key) == 2:
-                        grid = maps[key[0]].astype(np.float32)
-                    else:
-                        grid = (1.0 - wi) * maps[a].astype(np.float32) + wi * maps[b].astype(
-                            np.float32)
+                    grid = maps[a].astype(np.float32)
+                    if wi:
+                        grid = (1.0 - wi) * grid + wi * maps[b].astype(np.float32)
                     masks[key] = (from_model_grid(grid, shape) >= self.threshold).astype(np.uint8)
             slices.append(
                 SliceMask(
