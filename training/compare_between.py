@@ -5,14 +5,13 @@
 
 Runs ``ichinfer.Segmenter`` with ``between="nearest"`` and ``"interpolate"`` and prints, per
 mode, the pooled Dice on every slice's own pixel grid (as ``training/evaluate.py`` scores it)
-over the thin series of ``--data`` (spacing under 4 mm, from ``studies.csv``) and over all of
+over the thin series of ``--data`` (``training/seg_breakdown.py``'s groups) and over all of
 them, and the volume marked on the bleed-free ``--proxy`` folders.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -21,25 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import ichinfer  # noqa: E402
-from training.pngio import read_png  # noqa: E402
-
-THIN_BELOW_MM = 4.0
-
-
-def dice_parts(seg: ichinfer.Segmenter, data: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(intersection, truth + marked) pixel counts over the thin series and over all series."""
-    with open(data / "studies.csv", newline="") as fh:
-        spacing = {r["SeriesInstanceUID"]: float(r["spacing_mm"]) for r in csv.DictReader(fh)}
-    thin, every = np.zeros(2), np.zeros(2)
-    for series in seg.segment(data / "stage_2_train").series:
-        for sl in series.slices:
-            truth = read_png(data / "masks" / (Path(sl.path).stem + ".png")) > 0
-            mark = sl.mask > 0
-            parts = np.array([(truth & mark).sum(), truth.sum() + mark.sum()])
-            every += parts
-            if spacing[series.series_uid] < THIN_BELOW_MM:
-                thin += parts
-    return thin, every
+from training.seg_breakdown import breakdown  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         seg = ichinfer.Segmenter(args.model, device="cpu", between=mode)
         thin, every = np.zeros(2), np.zeros(2)
         for data in args.data:
-            t, e = dice_parts(seg, data)
-            thin, every = thin + t, every + e
+            groups = breakdown(seg, data)  # per group: intersection, truth + marked, ...
+            thin, every = thin + groups["thin"][:2], every + groups["all"][:2]
         ml = sum(
             s.volume_ml or 0.0 for d in args.proxy for s in seg.segment(d / "stage_2_train").series
         )
