@@ -147,14 +147,14 @@ def label_components(masks: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int
     (0 background, 1..n) and n.
     """
     local: list[np.ndarray] = []
-    offsets: list[int] = []
+    counts: list[int] = []  # regions on each slice
     total = 0
     for m in masks:
         n, lab = cv2.connectedComponents(np.asarray(m, dtype=np.uint8), connectivity=8,
                                          ltype=cv2.CV_32S)
         lab[lab > 0] += total
         local.append(lab)
-        offsets.append(total)
+        counts.append(n - 1)
         total += n - 1
     parent = np.arange(total + 1)
 
@@ -173,17 +173,30 @@ def label_components(masks: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int
             ri, rj = find(int(i)), find(int(j))
             if ri != rj:
                 parent[max(ri, rj)] = min(ri, rj)
-    roots = np.array([find(i) for i in range(total + 1)])
+    roots = parent  # every label points to a smaller one or itself: jump to the roots
+    while True:
+        up = roots[roots]
+        if np.array_equal(up, roots):
+            break
+        roots = up
     _, compact = np.unique(roots, return_inverse=True)  # root 0 (background) stays 0
     compact = compact.astype(np.int32)
-    return [compact[lab] for lab in local], int(compact.max(initial=0))
+    relabelled = [np.take(compact, lab) if k else lab for lab, k in zip(local, counts, strict=True)]
+    return relabelled, int(compact.max(initial=0))
 
 
 def _touching_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Label pairs (of ``a``, of ``b``) whose pixels touch across the two slices: the same pixel
     or one of its 8 neighbours (26-connectivity, so a thin bleed that shifts by a pixel from one
     slice to the next stays one bleed)."""
+    fg = (a > 0) | (b > 0)  # touching pixels lie in the box around both slices' regions
+    rows, cols = np.flatnonzero(fg.any(axis=1)), np.flatnonzero(fg.any(axis=0))
+    if rows.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    a, b = a[box], b[box]
     h, w = a.shape
+    base = int(max(a.max(), b.max())) + 1  # a pair as one int64 key: a 1-D unique is fast
     found = []
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
@@ -191,10 +204,11 @@ def _touching_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             sb = b[max(-dy, 0): h + min(-dy, 0), max(-dx, 0): w + min(-dx, 0)]
             both = (sa > 0) & (sb > 0)
             if both.any():
-                found.append(np.stack([sa[both], sb[both]], axis=1))
+                found.append(sa[both].astype(np.int64) * base + sb[both])
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
-    return np.unique(np.concatenate(found), axis=0)
+    keys = np.unique(np.concatenate(found))
+    return np.stack([keys // base, keys % base], axis=1)
 
 
 # --- in-plane diameters ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ the measurement code: volume from positions and pixel spacing, components, ABC/2
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -66,6 +67,43 @@ def test_diameters_of_a_rectangle_follow_pixel_spacing():
     # centre, 8 / cos(angle of the diagonal) = 8 * 17 / 15
     assert a == pytest.approx(math.hypot(15.0, 8.0), abs=0.01)
     assert b == pytest.approx(8.0 * 17.0 / 15.0, abs=0.3)
+
+
+def _components_by_search(masks):
+    """The reference: 26-connected components of a (Z, H, W) stack by breadth-first search,
+    as sets of (z, y, x) voxels."""
+    vol = np.asarray(masks, bool)
+    seen = np.zeros_like(vol)
+    parts = []
+    for start in zip(*np.nonzero(vol), strict=True):
+        if seen[start]:
+            continue
+        seen[start] = True
+        part, todo = set(), [start]
+        while todo:
+            z, y, x = todo.pop()
+            part.add((z, y, x))
+            for dz, dy, dx in itertools.product((-1, 0, 1), repeat=3):
+                q = (z + dz, y + dy, x + dx)
+                if all(0 <= c < n for c, n in zip(q, vol.shape, strict=True)) and vol[q] \
+                        and not seen[q]:
+                    seen[q] = True
+                    todo.append(q)
+        parts.append(frozenset(part))
+    return set(parts)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_label_components_matches_a_search_of_random_stacks(seed):
+    """Random sparse stacks, where regions merge across slices through chains of touches
+    (the union-find and its label pairs), against a plain breadth-first search."""
+    rng = np.random.default_rng(seed)
+    stack = rng.random((6, 24, 24)) < 0.12 + 0.04 * (seed % 3)
+    labels, n = label_components(list(stack.astype(np.uint8)))
+    lab = np.stack(labels)
+    found = {frozenset(zip(*np.nonzero(lab == k), strict=True)) for k in range(1, n + 1)}
+    assert found == _components_by_search(stack)
+    assert set(np.unique(lab)) == set(range(n + 1))  # labels 1..n, none missing
 
 
 def test_separate_bleeds_and_26_connectivity():
