@@ -129,6 +129,7 @@ def session_info(session) -> dict:
     return {"provider": session.providers[0], "providers": list(session.providers),
             "intra_op_threads": session.threads or f"0 (onnxruntime default: "
                                                     f"{physical_cores()} physical cores)",
+            "lanes": session.lanes,
             "model": session.spec.path.name, "precision": session.spec.precision,
             "physical_cores": physical_cores()}
 

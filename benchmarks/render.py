@@ -77,6 +77,11 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
     if both:
         rows.append(["CQ500 238 slices, classify + segment, end to end (one decode)",
                      _ms(Bench.median(both)), "≤ 10 s", _ok(Bench.median(both) <= 10)])
+    assess = bench.one(r"test_assess_cq500")
+    if assess:
+        rows.append(["CQ500 238 slices, classify + segment + bleed measurements "
+                     "(`segment --subtypes`), end to end", _ms(Bench.median(assess)), "≤ 10 s",
+                     _ok(Bench.median(assess) <= 10)])
     c40 = bench.one(r"test_classify_40")
     if c40:
         rows.append(["40-slice series, classify, end to end", _ms(Bench.median(c40)), "≤ 1 s",
@@ -100,6 +105,15 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
                      f"{ratio:.2f}× ({_ms(Bench.median(b))} vs {_ms(Bench.median(keras))}); "
                      f"{fastest:.2f}× vs Keras' fastest round ({_ms(keras['stats']['min'])})",
                      f"≥ {target:g}× (both)", _ok(min(ratio, fastest) >= target)])
+    for b in bench.find(r"test_onnxruntime\[(.+)-32\]"):
+        model = b["extra_info"]["model"]
+        whole = bench.one(rf"test_onnxruntime_whole_batch\[{re.escape(model)}-32\]")
+        if whole and b["extra_info"].get("lanes", 1) > 1:
+            rows.append([f"{model} batch 32: {b['extra_info']['lanes']} lanes of one slice vs "
+                         "one run of the whole batch",
+                         f"{Bench.median(whole) / Bench.median(b):.2f}× "
+                         f"({_ms(Bench.median(b))} vs {_ms(Bench.median(whole))})",
+                         "(no target)", "—"])
     cli = fp.get("cold_cli", {})
     if "keras_first_result_s" in cli:
         ratio = cli["keras_first_result_s"] / cli["ichinfer_classify_s"]
@@ -139,7 +153,7 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
         tree = mem["peak_tree_pss_bytes"]
         rows.append(["peak memory, same run with 2 decode processes (PSS of all processes, "
                      "summed)", f"{tree / 2**20:.0f} MiB", "≤ 400 MB", _ok(tree <= 400e6)])
-    for b in [*bench.find(r"test_(classify|segment|classify_and_segment)_(40|cq500)"),
+    for b in [*bench.find(r"test_(classify|segment|classify_and_segment|assess)_(40|cq500)"),
               *bench.find(r"test_cq500_decode_processes\[.+\]"), *bench.find(r"test_cq500_gdcm")]:
         frac = b["extra_info"].get("decode_preprocess_fraction")
         if frac is None:
@@ -197,7 +211,7 @@ def details(bench: Bench) -> str:
         for b in sorted(groups[group], key=lambda b: b["stats"]["median"]):
             info = b["extra_info"]
             notes = []
-            for key in ("engine", "provider", "intra_op_threads", "transfer_syntax",
+            for key in ("engine", "provider", "intra_op_threads", "lanes", "transfer_syntax",
                         "decode_threads", "decode_processes", "jpeg_lossless_decoder", "slices"):
                 if key in info:
                     notes.append(f"{key}={info[key]}")

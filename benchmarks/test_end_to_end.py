@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import session_info
 
-from ichinfer import classification, pipeline, segmentation
+from ichinfer import classification, pipeline, segmentation, study
 from ichinfer.overlay import mask_png, write_png
 from ichinfer.results import to_rsna_csv
 
@@ -122,6 +122,15 @@ def _both(clf, seg, folder: Path, out: Path):
     return scan
 
 
+def _assess(clf, seg, folder: Path, out: Path):
+    """What ``ichinfer segment --subtypes`` does per series (:func:`ichinfer.study.assess_series`):
+    one decode, both models, the bleed measurements with subtypes, written as JSON."""
+    scan = pipeline.scan_inputs(str(folder), on_error="raise")
+    done = [study.assess_series(s, classifier=clf, segmenter=seg) for s in scan.series]
+    (out / "assessments.json").write_text(json.dumps([a.to_dict() for a in done]))
+    return done
+
+
 def _run(benchmark, monkeypatch, tmp_path, name: str, fn, tasks, n_slices: int, rounds: int):
     stages = Stages(monkeypatch, *tasks)
     benchmark.group = f"end to end: {name}"
@@ -156,6 +165,13 @@ def test_classify_and_segment_cq500(benchmark, monkeypatch, tmp_path, classifier
                                     cq500) -> None:
     _run(benchmark, monkeypatch, tmp_path, "classify + segment CQ500 (238 slices, one decode)",
          lambda out: _both(classifier, segmenter, cq500, out), (classifier, segmenter), 238,
+         rounds=3)
+
+
+def test_assess_cq500(benchmark, monkeypatch, tmp_path, classifier, segmenter, cq500) -> None:
+    _run(benchmark, monkeypatch, tmp_path,
+         "classify + segment + measure CQ500 (238 slices, one decode, as segment --subtypes)",
+         lambda out: _assess(classifier, segmenter, cq500, out), (classifier, segmenter), 238,
          rounds=3)
 
 

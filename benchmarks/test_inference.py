@@ -49,6 +49,23 @@ def test_onnxruntime(benchmark, sessions, model_file: str, batch: int) -> None:
     assert y.shape[0] == batch
 
 
+@pytest.mark.parametrize("batch", [b for b in BATCH_SIZES if b > 1])
+def test_onnxruntime_whole_batch(benchmark, model_dir: Path, model_file: str, batch: int) -> None:
+    """The same batch as one run on all the session's threads (``lanes`` off): what
+    ``Session.run`` did before a batch ran slice by slice in parallel lanes."""
+    session = runtime.Session(model_dir / model_file, ["CPUExecutionProvider"],
+                              runtime.resolve_threads(None))
+    session.lanes = 1
+    spec = session.spec
+    x = random_hu(batch, spec.input_size[0], spec.channels)
+    session.run(x)
+    benchmark.group = f"inference {Path(model_file).name.split('.')[0]} batch {batch}"
+    benchmark.extra_info.update(session_info(session), batch=batch,
+                                engine="onnxruntime, whole batch in one run")
+    y = benchmark(session.run, x)
+    assert y.shape[0] == batch
+
+
 @pytest.fixture(scope="module")
 def keras_model(keras_dir: Path):
     pytest.importorskip("tensorflow", reason="TensorFlow is not installed (the [train] extra)")

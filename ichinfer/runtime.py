@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -67,24 +68,22 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
+def cpu_cores(threads: int) -> int:
+    """The cores a session uses: ``threads``, or (0) the CPUs this process may run on."""
+    if threads > 0:
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class Session:
     """One onnxruntime session and the :class:`ModelSpec` its metadata describes."""
 
     def __init__(self, path: Path, providers: list[str], threads: int) -> None:
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        if providers[0] == "CPUExecutionProvider":
-            # no memory pattern: activations come from the arena tensor by tensor instead of
-            # one block planned per input shape. Measured on the bundled segmenter (2 cores,
-            # batch 8): 459 -> 248 MiB of extra peak memory, 98-102 ms per batch either way
-            opts.enable_mem_pattern = False
-        try:
-            self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        except Exception as err:  # onnxruntime raises its own untyped errors
-            raise ModelIntegrityError(f"{path}: onnxruntime cannot load it: {err}") from err
+        self._path, self._providers = path, providers
+        self._session = self._load(threads)
         used = self._session.get_providers()
         wanted_gpu = [p for p in providers if p in _GPU_PROVIDERS]
         if wanted_gpu and not any(p in used for p in wanted_gpu):
@@ -104,13 +103,42 @@ class Session:
             output_name=out.name,
             output_shape=list(out.shape),
         )
-        self._lock = threading.Lock()
         # on a GPU, bind the input and output explicitly (one host->device copy in, one out,
         # no per-call output allocation on the host side); the CPU path needs none of it
         self._io_binding = used[0] == "CUDAExecutionProvider"
+        # on the CPU, a batch of at least as many slices as cores runs slice by slice in
+        # parallel lanes (one single-threaded run per core) instead of one run whose every
+        # layer is split across the cores: see :meth:`run`
+        self.lanes = cpu_cores(threads) if used[0] == "CPUExecutionProvider" else 1
+        self._lanes_lock = threading.Lock()
+        self._single: ort.InferenceSession | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _load(self, threads: int) -> ort.InferenceSession:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        if self._providers[0] == "CPUExecutionProvider":
+            # no memory pattern: activations come from the arena tensor by tensor instead of
+            # one block planned per input shape. Measured on the bundled segmenter (2 cores,
+            # batch 8): 459 -> 248 MiB of extra peak memory, 98-102 ms per batch either way
+            opts.enable_mem_pattern = False
+        try:
+            return ort.InferenceSession(str(self._path), sess_options=opts,
+                                        providers=self._providers)
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise ModelIntegrityError(f"{self._path}: onnxruntime cannot load it: {err}") from err
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Run one batch (NHWC float32 HU); returns the first output."""
+        """Run one batch (NHWC float32 HU); returns the first output.
+
+        On the CPU, a batch of at least :attr:`lanes` slices runs one slice per run, ``lanes``
+        single-threaded runs at a time (one session, called from ``lanes`` threads: onnxruntime
+        releases the GIL). Measured on 2 cores against one run of the whole batch on 2 threads
+        (``benchmarks/README.md``): each layer's work split across cores waits at every layer
+        for the slower core, and a whole batch's activations outgrow the caches."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self._io_binding:
             binding = self._session.io_binding()
@@ -118,7 +146,20 @@ class Session:
             binding.bind_output(self.spec.output_name, "cuda")
             self._session.run_with_iobinding(binding)
             return binding.copy_outputs_to_cpu()[0]
+        if self.lanes > 1 and len(x) >= self.lanes:
+            single, pool = self._lanes()
+            names, name = [self.spec.output_name], self.spec.input_name
+            outs = pool.map(lambda i: single.run(names, {name: x[i : i + 1]})[0], range(len(x)))
+            return np.concatenate(list(outs), axis=0)
         return self._session.run([self.spec.output_name], {self.spec.input_name: x})[0]
+
+    def _lanes(self) -> tuple[ort.InferenceSession, ThreadPoolExecutor]:
+        """The single-threaded session and the lane threads, made on first use."""
+        with self._lanes_lock:
+            if self._single is None:
+                self._single = self._load(1)
+                self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="ichinfer-lane")
+            return self._single, self._pool  # type: ignore[return-value]
 
 
 _CACHE: dict[tuple, Session] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import onnx
 import pytest
 from tiny_models import tiny_classifier, write_model_dir
@@ -61,6 +62,24 @@ def test_cpu_sessions_plan_no_memory_pattern(tiny_model_dir):
     # the per-shape activation block roughly doubled the segmenter's peak memory on CPU
     session = runtime.get_session(tiny_model_dir / "tiny_classifier.onnx", device="cpu")
     assert session._session.get_session_options().enable_mem_pattern is False
+
+
+@pytest.mark.parametrize("name", ["tiny_classifier.onnx", "tiny_segmenter.onnx"])
+def test_cpu_batches_run_in_lanes_with_the_same_outputs(tiny_model_dir, name):
+    # a batch of at least `lanes` slices runs one slice per run on parallel single-threaded
+    # runs; a smaller batch runs whole on the session's threads
+    session = runtime.get_session(tiny_model_dir / name, device="cpu", threads=2)
+    assert session.lanes == 2
+    size, channels = session.spec.input_size[0], session.spec.channels
+    x = np.random.default_rng(0).uniform(-1000, 2000, (5, size, size, channels))
+    x = x.astype(np.float32)
+    whole = session._session.run([session.spec.output_name], {session.spec.input_name: x})[0]
+    assert session._single is None
+    assert session.run(x[:1]).shape == whole[:1].shape and session._single is None
+    lanes = session.run(x)
+    assert session._single is not None
+    assert lanes.shape == whole.shape
+    np.testing.assert_allclose(lanes, whole, rtol=1e-5, atol=1e-5)
 
 
 def test_sessions_are_cached_per_providers_and_threads(tiny_model_dir):
