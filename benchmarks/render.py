@@ -273,6 +273,11 @@ def render(bench_path: Path, footprint_path: Path | None, draft: str | None,
         "`bench.json`), so its median moves between runs; a ratio counts as met only when it "
         "holds against both Keras' median and its fastest round.",
         "",
+        "`lanes` is how ichinfer runs a batch on the CPU: a batch of at least that many slices "
+        "runs one slice per run, that many single-threaded runs at a time "
+        "(`ichinfer.runtime.Session.run`); `test_onnxruntime_whole_batch` times the same batch "
+        "as one run on all the session's threads, the way it ran before.",
+        "",
         *(_gdcm_section(*gdcm) if gdcm else []),
         "## Every benchmark",
         "",
