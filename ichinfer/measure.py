@@ -139,22 +139,47 @@ def _r(value: float | None, digits: int) -> float | None:
 # --- labelling ---------------------------------------------------------------------------------
 
 
-def label_components(masks: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int]:
+@dataclass
+class SliceRegions:
+    """One slice's labelled regions, kept only in the box around them: a series' labels then
+    take memory in proportion to what is marked, not 4 bytes a pixel on every slice."""
+
+    shape: tuple[int, int]  # the slice's
+    top: int  # the box's first row and column on the slice
+    left: int
+    labels: np.ndarray  # int32 labels inside the box (0 background); empty when none
+
+    @property
+    def box(self) -> tuple[slice, slice]:
+        return (slice(self.top, self.top + self.labels.shape[0]),
+                slice(self.left, self.left + self.labels.shape[1]))
+
+    def full(self) -> np.ndarray:
+        """The labels on the whole slice."""
+        out = np.zeros(self.shape, dtype=np.int32)
+        out[self.box] = self.labels
+        return out
+
+
+def label_regions(masks: Sequence[np.ndarray]) -> tuple[list[SliceRegions], int]:
     """3-D connected components of a stack of 2-D masks (which may differ in shape).
 
     In-plane 8-connectivity; two regions on adjacent slices of the same shape join when they
-    touch (share a pixel or an 8-neighbour: 26-connectivity). Returns int32 label images
-    (0 background, 1..n) and n.
+    touch (share a pixel or an 8-neighbour: 26-connectivity). Returns each slice's labels
+    (0 background, 1..n) in the box around its regions, and n.
     """
-    local: list[np.ndarray] = []
-    counts: list[int] = []  # regions on each slice
+    regions: list[SliceRegions] = []
     total = 0
     for m in masks:
-        n, lab = cv2.connectedComponents(np.asarray(m, dtype=np.uint8), connectivity=8,
-                                         ltype=cv2.CV_32S)
+        m = np.asarray(m, dtype=np.uint8)
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        if rows.size == 0:
+            regions.append(SliceRegions(m.shape, 0, 0, np.zeros((0, 0), dtype=np.int32)))
+            continue
+        crop = m[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+        n, lab = cv2.connectedComponents(crop, connectivity=8, ltype=cv2.CV_32S)
         lab[lab > 0] += total
-        local.append(lab)
-        counts.append(n - 1)
+        regions.append(SliceRegions(m.shape, int(rows[0]), int(cols[0]), lab))
         total += n - 1
     parent = np.arange(total + 1)
 
@@ -166,8 +191,8 @@ def label_components(masks: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int
             parent[i], i = root, parent[i]
         return root
 
-    for a, b in zip(local[:-1], local[1:], strict=False):
-        if a.shape != b.shape or not (a.any() and b.any()):
+    for a, b in zip(regions[:-1], regions[1:], strict=False):
+        if a.shape != b.shape or not (a.labels.size and b.labels.size):
             continue
         for i, j in _touching_pairs(a, b):
             ri, rj = find(int(i)), find(int(j))
@@ -181,27 +206,36 @@ def label_components(masks: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int
         roots = up
     _, compact = np.unique(roots, return_inverse=True)  # root 0 (background) stays 0
     compact = compact.astype(np.int32)
-    relabelled = [np.take(compact, lab) if k else lab for lab, k in zip(local, counts, strict=True)]
-    return relabelled, int(compact.max(initial=0))
+    for r in regions:
+        if r.labels.size:
+            r.labels = np.take(compact, r.labels)
+    return regions, int(compact.max(initial=0))
 
 
-def _touching_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def label_components(masks: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """:func:`label_regions` as int32 label images of the whole slices (0 background, 1..n)."""
+    regions, n = label_regions(masks)
+    return [r.full() for r in regions], n
+
+
+def _touching_pairs(a: SliceRegions, b: SliceRegions) -> np.ndarray:
     """Label pairs (of ``a``, of ``b``) whose pixels touch across the two slices: the same pixel
     or one of its 8 neighbours (26-connectivity, so a thin bleed that shifts by a pixel from one
-    slice to the next stays one bleed)."""
-    fg = (a > 0) | (b > 0)  # touching pixels lie in the box around both slices' regions
-    rows, cols = np.flatnonzero(fg.any(axis=1)), np.flatnonzero(fg.any(axis=0))
-    if rows.size == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    a, b = a[box], b[box]
-    h, w = a.shape
-    base = int(max(a.max(), b.max())) + 1  # a pair as one int64 key: a 1-D unique is fast
+    slice to the next stays one bleed). Compared in the box around both slices' regions."""
+    (ar, ac), (br, bc) = a.box, b.box
+    top, left = min(ar.start, br.start), min(ac.start, bc.start)
+    h, w = max(ar.stop, br.stop) - top, max(ac.stop, bc.stop) - left
+    if ar.start > br.stop or br.start > ar.stop or ac.start > bc.stop or bc.start > ac.stop:
+        return np.zeros((0, 2), dtype=np.int64)  # boxes more than a pixel apart
+    fa, fb = np.zeros((h, w), dtype=np.int32), np.zeros((h, w), dtype=np.int32)
+    fa[ar.start - top: ar.stop - top, ac.start - left: ac.stop - left] = a.labels
+    fb[br.start - top: br.stop - top, bc.start - left: bc.stop - left] = b.labels
+    base = int(max(a.labels.max(), b.labels.max())) + 1  # a pair as one int64 key: 1-D unique
     found = []
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
-            sa = a[max(dy, 0): h + min(dy, 0), max(dx, 0): w + min(dx, 0)]
-            sb = b[max(-dy, 0): h + min(-dy, 0), max(-dx, 0): w + min(-dx, 0)]
+            sa = fa[max(dy, 0): h + min(dy, 0), max(dx, 0): w + min(dx, 0)]
+            sb = fb[max(-dy, 0): h + min(-dy, 0), max(-dx, 0): w + min(-dx, 0)]
             both = (sa > 0) & (sb > 0)
             if both.any():
                 found.append(sa[both].astype(np.int64) * base + sb[both])
@@ -275,13 +309,13 @@ def measure_masks(
     areas = np.array([s.area_mm2 for s in slices], dtype=np.float64)
     ext = np.array([s.thickness_mm for s in slices], dtype=np.float64)
     known = bool(n) and not np.isnan(ext).any()
-    labels, n_comp = label_components([s.mask for s in slices])
+    regions, n_comp = label_regions([s.mask for s in slices])
     pixel_mm2 = np.array([s.pixel_spacing_mm[0] * s.pixel_spacing_mm[1] for s in slices])
     # per component, per slice: pixel counts
     counts = np.zeros((n_comp + 1, n), dtype=np.int64)
-    for k, lab in enumerate(labels):
-        if lab.any():
-            counts[:, k] = np.bincount(lab.ravel(), minlength=n_comp + 1)
+    for k, r in enumerate(regions):
+        if r.labels.size:
+            counts[:, k] = np.bincount(r.labels.ravel(), minlength=n_comp + 1)
     comp_area = counts[1:] * pixel_mm2[None, :]  # (n_comp, n) mm²
     comp_vol = (comp_area * np.nan_to_num(ext)[None, :]).sum(axis=1) / 1000.0
     called: dict[str, np.ndarray] = {}
@@ -299,7 +333,7 @@ def measure_masks(
         if known and comp_vol[c] < min_bleed_ml:
             continue
         k = int(on[np.argmax(comp_area[c, on])])
-        a_mm, b_mm = diameters_mm(labels[k] == c + 1, slices[k].pixel_spacing_mm)
+        a_mm, b_mm = diameters_mm(regions[k].full() == c + 1, slices[k].pixel_spacing_mm)
         bleeds.append(Bleed(
             number=len(bleeds) + 1,
             volume_ml=float(comp_vol[c]) if known else None,
