@@ -8,6 +8,8 @@ Measures, each in fresh subprocesses (median of ``--repeat``):
 * peak resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) of a classify + segment
   run on the CQ500 series (``../shared/data/cq500-ct0``), and of the same run with two decode
   processes (``ICHINFER_DECODE_PROCESSES=2``): PSS summed over every process, from /proc;
+* the same for the command a user runs, ``ichinfer segment --subtypes`` on CQ500 (the bleed
+  measurements, masks, overlays and summary written): its process's ``ru_maxrss``;
 * installed size of the runtime distributions (ichinfer's requirements, recursively, from
   ``importlib.metadata`` file lists) next to tensorflow-cpu + keras and their requirements;
 * a cold CLI call: process start to the first result, ``ichinfer classify`` against a small
@@ -113,6 +115,26 @@ def peak_tree_pss(model_dir: Path, path: Path, processes: int) -> dict:
     tree, rss, n1, _ = _run(code, env={DECODE_PROCESSES_ENV: str(processes)}).split()
     return {"peak_tree_pss_bytes": int(tree), "peak_rss_bytes": int(rss), "slices": int(n1),
             "decode_processes": processes, "series": str(path.name)}
+
+
+_CLI_PEAK = """
+import resource, subprocess, sys
+subprocess.run([sys.executable, "-m", "ichinfer", "segment", {path!r}, "--out", {out!r},
+                "--model-dir", {model_dir!r}, "--subtypes", "--quiet"], check=True,
+               stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def peak_rss_cli(model_dir: Path, path: Path) -> dict:
+    """Peak resident memory of ``ichinfer segment --subtypes`` on ``path``: what a user runs,
+    with the bleed measurements, masks, overlays and summary written (to a temporary folder)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        code = _CLI_PEAK.format(path=str(path), out=str(Path(tmp) / "out"),
+                                model_dir=str(model_dir))
+        rss = int(_run(code))
+    return {"peak_rss_bytes": rss, "series": str(path.name),
+            "command": "ichinfer segment SERIES --out OUT --subtypes"}
 
 
 def _dist_name(req: str) -> str | None:
@@ -251,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     result["installed"] = installed_sizes()
     if CQ500.is_dir():
         result["peak_memory"] = peak_rss(args.model_dir, CQ500)
+        result["peak_memory_cli"] = peak_rss_cli(args.model_dir, CQ500)
         result["peak_memory_decode_processes"] = peak_tree_pss(args.model_dir, CQ500, 2)
         if gdcm_installed():
             result["peak_memory_gdcm"] = peak_rss(args.model_dir, CQ500,
