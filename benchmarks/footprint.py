@@ -9,7 +9,8 @@ Measures, each in fresh subprocesses (median of ``--repeat``):
   run on the CQ500 series (``../shared/data/cq500-ct0``), and of the same run with two decode
   processes (``ICHINFER_DECODE_PROCESSES=2``): PSS summed over every process, from /proc;
 * the same for the command a user runs, ``ichinfer segment --subtypes`` on CQ500 (the bleed
-  measurements, masks, overlays and summary written): its process's ``ru_maxrss``;
+  measurements, masks, overlays and summary written): its process's ``ru_maxrss``; and with
+  ``--dicom-out`` (a DICOM SEG and a Secondary Capture overlay series, built by highdicom);
 * installed size of the runtime distributions (ichinfer's requirements, recursively, from
   ``importlib.metadata`` file lists) next to tensorflow-cpu + keras and their requirements;
 * a cold CLI call: process start to the first result, ``ichinfer classify`` against a small
@@ -19,6 +20,7 @@ Measures, each in fresh subprocesses (median of ``--repeat``):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -120,21 +122,24 @@ def peak_tree_pss(model_dir: Path, path: Path, processes: int) -> dict:
 _CLI_PEAK = """
 import resource, subprocess, sys
 subprocess.run([sys.executable, "-m", "ichinfer", "segment", {path!r}, "--out", {out!r},
-                "--model-dir", {model_dir!r}, "--subtypes", "--quiet"], check=True,
+                "--model-dir", {model_dir!r}, "--subtypes", "--quiet", *{extra!r}], check=True,
                stdout=subprocess.DEVNULL)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
 """
 
 
-def peak_rss_cli(model_dir: Path, path: Path) -> dict:
+def peak_rss_cli(model_dir: Path, path: Path, *, dicom_out: bool = False) -> dict:
     """Peak resident memory of ``ichinfer segment --subtypes`` on ``path``: what a user runs,
-    with the bleed measurements, masks, overlays and summary written (to a temporary folder)."""
+    with the bleed measurements, masks, overlays and summary written (to a temporary folder);
+    with ``dicom_out``, the DICOM SEG and Secondary Capture overlay series too."""
     with tempfile.TemporaryDirectory() as tmp:
+        extra = ["--dicom-out", str(Path(tmp) / "dicom")] if dicom_out else []
         code = _CLI_PEAK.format(path=str(path), out=str(Path(tmp) / "out"),
-                                model_dir=str(model_dir))
+                                model_dir=str(model_dir), extra=extra)
         rss = int(_run(code))
     return {"peak_rss_bytes": rss, "series": str(path.name),
-            "command": "ichinfer segment SERIES --out OUT --subtypes"}
+            "command": "ichinfer segment SERIES --out OUT --subtypes"
+                       + (" --dicom-out DIR" if dicom_out else "")}
 
 
 def _dist_name(req: str) -> str | None:
@@ -274,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     if CQ500.is_dir():
         result["peak_memory"] = peak_rss(args.model_dir, CQ500)
         result["peak_memory_cli"] = peak_rss_cli(args.model_dir, CQ500)
+        if importlib.util.find_spec("highdicom"):  # the [seg] extra
+            result["peak_memory_cli_dicom"] = peak_rss_cli(args.model_dir, CQ500, dicom_out=True)
         result["peak_memory_decode_processes"] = peak_tree_pss(args.model_dir, CQ500, 2)
         if gdcm_installed():
             result["peak_memory_gdcm"] = peak_rss(args.model_dir, CQ500,
