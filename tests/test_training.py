@@ -248,3 +248,26 @@ def test_sharpness_augmentation_blurs_or_sharpens_an_edge():
             np.testing.assert_array_equal(out, edge)
             seen.add("unchanged")
     assert seen == {"sharpened", "blurred", "unchanged"}
+
+
+def test_tversky_loss_is_the_dice_loss_at_one_half_and_weighs_misses_above():
+    from training.train_segmenter import tversky_bce
+
+    truth = np.zeros((1, 8, 8, 1), np.float32)
+    truth[0, 2:6, 2:6] = 1.0  # 16 bleed pixels
+    missed, extra = truth.copy(), truth.copy()
+    missed[0, 2:4, 2:6] = 0.0  # 8 bleed pixels missed
+    extra[0, 6:8, 2:6] = 1.0  # 8 false pixels
+    p = np.clip(missed, 0.02, 0.98)
+    tp = float((truth * p).sum())  # soft counts of the "missed" prediction
+    fp, fn = float(p.sum()) - tp, float(truth.sum()) - tp
+    dice = (2 * tp + 1) / (2 * tp + fp + fn + 1)  # the soft Dice term: TP/(TP+FP/2+FN/2)
+    bce = -np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p))
+    assert float(tversky_bce(0.5)(truth, p)[0]) == pytest.approx(bce + 1 - dice, rel=1e-5)
+    # 8 pixels missed against 8 false ones: a higher fn_weight makes the misses cost more
+    q_missed, q_extra = np.clip(missed, 0.02, 0.98), np.clip(extra, 0.02, 0.98)
+    gaps = [float(f(truth, q_missed)[0] - f(truth, q_extra)[0])
+            for f in (tversky_bce(0.3), tversky_bce(0.5), tversky_bce(0.7))]
+    assert gaps[0] < gaps[1] < gaps[2]
+    with pytest.raises(ValueError):
+        tversky_bce(1.0)
