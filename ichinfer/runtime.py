@@ -107,8 +107,7 @@ class Session:
         # no per-call output allocation on the host side); the CPU path needs none of it
         self._io_binding = used[0] == "CUDAExecutionProvider"
         # on the CPU, a batch of at least as many slices as cores runs slice by slice in
-        # parallel lanes (one single-threaded run per core) instead of one run whose every
-        # layer is split across the cores: see :meth:`run`
+        # parallel lanes (one single-threaded run per core): see :meth:`run`
         self.lanes = cpu_cores(threads) if used[0] == "CPUExecutionProvider" else 1
         self._lanes_lock = threading.Lock()
         self._single: ort.InferenceSession | None = None
@@ -136,9 +135,10 @@ class Session:
 
         On the CPU, a batch of at least :attr:`lanes` slices runs one slice per run, ``lanes``
         single-threaded runs at a time (one session, called from ``lanes`` threads: onnxruntime
-        releases the GIL). Measured on 2 cores against one run of the whole batch on 2 threads
-        (``benchmarks/README.md``): each layer's work split across cores waits at every layer
-        for the slower core, and a whole batch's activations outgrow the caches."""
+        releases the GIL). On 2 cores that was faster than one run of the whole batch on both
+        threads for every bundled model at batch 8 and 32 (``benchmarks/README.md``,
+        ``test_onnxruntime_whole_batch``); why, and how it goes on more cores, is not
+        measured."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self._io_binding:
             binding = self._session.io_binding()
