@@ -272,6 +272,24 @@ python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
     --models runs/ft9/models/densenet_unet.onnx runs/ft12/models/densenet_unet.onnx \
     --mask-thresholds 0.20 0.25 0.30 0.35 0.40 0.45 0.50 0.55 0.60 0.65 0.70 0.75 0.80 --digits 5
 
+# K. the segmenter from stage H's weights with missed pixels weighted 0.7 (Tversky), on stage
+# J's folders (35 min), then H or K (training/trials/selection-k-rule.md). As run on 2026-11-28 it
+# never finished: the machine was lost at epoch 14 (training/trials/selection-k.md)
+mkdir -p runs/ft13
+python training/train_segmenter.py --data "${DJ[@]}" --init runs/ft9/densenet_unet.keras \
+    --fn-weight 0.7 --lr 3e-4 --epochs 30 --time-budget 2100 --image-size 192 --crop 96 \
+    --batch-size 16 --positive-fraction 0.5 --out runs/ft13/densenet_unet.keras \
+    --data-note "stage H's data, then on ft-3300 to ft-3501, 50% bleeding slices, lr 3e-4, \
+Tversky loss with missed pixels weighted 0.7"
+python export/to_onnx.py --classifier /nonexistent --segmenter runs/ft13/densenet_unet.keras \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --mask-threshold 0.65 \
+    --out runs/ft13/models
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
+    --models models/densenet_unet.onnx runs/ft13/models/densenet_unet.onnx \
+    --mask-thresholds 0.65 --digits 5
+python training/hard_negatives.py --data "${PROXY6[@]}" --segmenters \
+    models/densenet_unet.onnx runs/ft13/models/densenet_unet.onnx
+
 # export the chosen models: stage G's classifier, stage H's segmenter at the mask threshold of
 # selection-j.md (parity check; int8 variants kept only if they hold accuracy; series
 # thresholds on the four validation seeds, training/trials/series-thresholds-rule.md)
