@@ -13,9 +13,11 @@ import json
 import re
 from pathlib import Path
 
-#: runs/bundled: the checkpoints the bundled models were exported from (the last step of
-#: training/make_bundled_models.sh links them there), so Keras runs the same weights
+#: runs/bundled: the bundled models' weights as Keras checkpoints, so Keras runs the same
+#: weights (export/from_onnx.py rebuilds them from the ONNX files; the last step of
+#: training/make_bundled_models.sh links the original checkpoints there instead)
 COMMANDS = """\
+.venv/bin/python export/from_onnx.py --model-dir models --out runs/bundled
 ICHINFER_MODEL_DIR=models ICHINFER_KERAS_DIR=runs/bundled \\
   .venv/bin/python -m pytest benchmarks --benchmark-only --benchmark-json bench.json
 .venv/bin/python benchmarks/footprint.py --model-dir models --keras-dir runs/bundled \\

@@ -231,6 +231,54 @@ def test_fine_tune_from_checkpoint_within_a_time_budget(trained, phantom_data, t
     )
 
 
+def test_keras_checkpoint_recovered_from_onnx_computes_the_same(trained, tmp_path):
+    """export/from_onnx.py: the exported weights back in the Keras architecture, batch
+    normalisation folded into the convolutions (the segmenter) or left as multiply-add (the
+    pre-activation classifier) alike, on batch-norm statistics far from their initial ones."""
+    import shutil
+
+    import keras
+
+    from export import from_onnx, to_onnx
+
+    rng = np.random.default_rng(3)
+    src = tmp_path / "src"
+    src.mkdir()
+    originals = {}
+    for stem in ("densenet25d", "densenet_unet", "seed_cnn"):
+        model = keras.models.load_model(trained / f"{stem}.keras", compile=False)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                c = layer.gamma.shape[0]
+                layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c),
+                                   rng.normal(0, 0.5, c), rng.uniform(0.3, 3.0, c)])
+        model.save(src / f"{stem}.keras")
+        shutil.copy(trained / f"{stem}.json", src / f"{stem}.json")
+        originals[stem] = model
+    out = tmp_path / "models"
+    assert to_onnx.main([
+        "--classifier", str(src / "densenet25d.keras"), "--segmenter",
+        str(src / "densenet_unet.keras"), "--seed-cnn", str(src / "seed_cnn.keras"),
+        "--out", str(out), "--no-quantize",
+    ]) == 0  # fmt: skip
+    rec = tmp_path / "recovered"
+    assert from_onnx.main(["--model-dir", str(out), "--out", str(rec)]) == 0
+    for stem, original in originals.items():
+        recovered = keras.models.load_model(rec / f"{stem}.keras", compile=False)
+        meta = from_onnx.read_metadata(out / f"{stem}.onnx")
+        x = np.concatenate([from_onnx.sample_inputs(meta, tuple(original.input_shape[1:])),
+                            from_onnx.example_inputs(meta)])
+        want = np.asarray(original(x, training=False))
+        got = np.asarray(recovered(x, training=False))
+        np.testing.assert_allclose(got, want, atol=1e-4, err_msg=stem)
+        assert json.loads((rec / f"{stem}.json").read_text())["recovered_from"] == f"{stem}.onnx"
+    # an int8 file is refused, naming the float32 route
+    shutil.copy(out / "seed_cnn.onnx", tmp_path / "q.onnx")
+    to_onnx.set_metadata(tmp_path / "q.onnx", {"ichinfer.precision": "int8"})
+    with pytest.raises(from_onnx.RecoveryError, match="float32"):
+        from_onnx.recover(tmp_path / "q.onnx")
+
+
 def test_sharpness_augmentation_blurs_or_sharpens_an_edge():
     from training.datasets import sharpness
 
