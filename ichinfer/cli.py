@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from contextlib import contextmanager
@@ -311,7 +312,6 @@ def _segment_outputs(out: Path) -> list[Path]:
 def _segment(paths, out, model, model_dir, variant, device, threads, batch_size, overlays,
              quiet, debug, overwrite, resume, subtypes=False, thresholds=None,
              dicom_out=None, mask_threshold=None) -> None:
-    from ichinfer.overlay import blue_overlay, mask_png, write_png
     from ichinfer.pipeline import failures_of, scan_inputs
     from ichinfer.results import SegmentationResult, remove_partials, to_json
     from ichinfer.resume import mask_files, segmentation_from_record, segmentation_record
@@ -359,15 +359,7 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
             for new in iter_segmentations([series], segmenter=seg, classifier=clf,
                                           on_error="collect", failures=failures):
                 results.append(new)
-                names, drawn = [], []
-                for sl in new.slices:
-                    stem = f"s{k:02d}_{sl.index:04d}"
-                    write_png(out / "masks" / f"{stem}.png", mask_png(sl.mask))
-                    names.append(f"masks/{stem}.png")
-                    if overlays == "all" or (overlays == "bleeding" and sl.mask.any()):
-                        hu = new.source.load_hu(sl.index)
-                        write_png(out / "overlays" / f"{stem}.png", blue_overlay(hu, sl.mask))
-                        drawn.append(f"overlays/{stem}.png")
+                names, drawn = _write_pngs(new, out, f"s{k:02d}", overlays)
                 written.update(out / n for n in names + drawn)
                 if key:
                     store.save(key, {**segmentation_record(new, names), "overlays": drawn})
@@ -391,6 +383,37 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
     _report_warnings(result.series, quiet)
     _report_failures(result.failures, result.skipped, quiet)
     raise typer.Exit(1 if result.failures or not result.series else 0)
+
+
+def _write_pngs(res, out: Path, prefix: str, overlays: str) -> tuple[list[str], list[str]]:
+    """Every slice's mask PNG and the overlays ``overlays`` asks for; their names, in order.
+
+    An overlay decodes its slice again (the series is not kept in memory at full resolution).
+    Slices are written by threads: PNG encoding releases the GIL, so it overlaps the next
+    slice's decoding. A NIfTI volume is written in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ichinfer.overlay import blue_overlay, mask_png, write_png
+
+    def write(sl, stem: str, draw: bool) -> None:
+        write_png(out / "masks" / f"{stem}.png", mask_png(sl.mask))
+        if draw:
+            hu = res.source.load_hu(sl.index)
+            write_png(out / "overlays" / f"{stem}.png", blue_overlay(hu, sl.mask))
+
+    names, drawn, jobs = [], [], []
+    workers = min(4, os.cpu_count() or 1) if res.source.source == "dicom" else 1
+    with ThreadPoolExecutor(workers, thread_name_prefix="ichinfer-png") as pool:
+        for sl in res.slices:
+            stem = f"{prefix}_{sl.index:04d}"
+            draw = overlays == "all" or (overlays == "bleeding" and bool(sl.mask.any()))
+            names.append(f"masks/{stem}.png")
+            if draw:
+                drawn.append(f"overlays/{stem}.png")
+            jobs.append(pool.submit(write, sl, stem, draw))
+        for job in jobs:  # in order: the first failure raises
+            job.result()
+    return names, drawn
 
 
 def _extras_classifier(subtypes, thresholds, model_dir, device, threads, debug):
