@@ -172,7 +172,11 @@ def _series_number(ds: Any, offset: int) -> int:
 
 def build_seg(segmentation: SeriesSegmentation, headers: Sequence[Any], *,
               model_version: str = "") -> Any:
-    """A highdicom ``Segmentation`` of the series' masks referencing ``headers``."""
+    """A highdicom ``Segmentation`` of the series' masks referencing ``headers``.
+
+    Only the slices with a bleed become frames and are referenced (a SEG's omitted frames are
+    empty, so it says the same), and only their masks are stacked: highdicom copies the whole
+    stack it is given. With no bleed at all, every slice is an empty frame."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -180,8 +184,10 @@ def build_seg(segmentation: SeriesSegmentation, headers: Sequence[Any], *,
     if len(shapes) != 1:
         raise InvalidInputError("slices of different sizes cannot share one DICOM SEG",
                                 path=segmentation.slices[0].path)
-    masks = np.stack([sl.mask.astype(bool) for sl in segmentation.slices])
-    headers = with_frame_of_reference(headers)
+    keep = [k for k, sl in enumerate(segmentation.slices) if sl.mask.any()]
+    keep = keep or list(range(len(segmentation.slices)))
+    masks = np.stack([segmentation.slices[k].mask.astype(bool) for k in keep])
+    headers = with_frame_of_reference([headers[k] for k in keep])
     version = f"{__version__} model {model_version}".strip()
     description = hd.seg.SegmentDescription(
         segment_number=1,
