@@ -42,11 +42,25 @@ class RecoveryError(Exception):
     """An ONNX file this tool cannot turn back into a Keras model (the message says why)."""
 
 
+REQUIRED = ("task", "architecture", "input_size", "context", "slab_mm", "windows", "thresholds",
+            "training_data")
+
+
 def read_metadata(path: Path) -> dict[str, str]:
+    """The ``ichinfer.*`` metadata of an exported file (prefix removed)."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    return {p.key.removeprefix("ichinfer."): p.value for p in model.metadata_props}
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError and OSError alike: not a readable model
+        raise RecoveryError(f"not a readable ONNX file ({type(err).__name__}: {err})") from err
+    meta = {p.key.removeprefix("ichinfer."): p.value for p in model.metadata_props
+            if p.key.startswith("ichinfer.")}
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise RecoveryError("not exported by export/to_onnx.py: no ichinfer."
+                            + ", ichinfer.".join(missing) + " metadata")
+    return meta
 
 
 def build_keras(meta: dict[str, str], *, preactivation: bool = False):
@@ -189,7 +203,7 @@ def recover(path: Path, *, tolerance: float = 1e-4):
     """The Keras model of ``path`` and the max difference of its outputs to onnxruntime's."""
     import onnxruntime as ort
 
-    meta = read_metadata(path)
+    meta = read_metadata(path)  # first: what the file is, before building anything
     if meta.get("precision", "fp32") != "fp32":
         raise RecoveryError(f"precision {meta['precision']}: recover from the float32 file it "
                             "was quantized from")

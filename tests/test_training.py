@@ -231,7 +231,7 @@ def test_fine_tune_from_checkpoint_within_a_time_budget(trained, phantom_data, t
     )
 
 
-def test_keras_checkpoint_recovered_from_onnx_computes_the_same(trained, tmp_path):
+def test_keras_checkpoint_recovered_from_onnx_computes_the_same(trained, tmp_path, capsys):
     """export/from_onnx.py: the exported weights back in the Keras architecture, batch
     normalisation folded into the convolutions (the segmenter) or left as multiply-add (the
     pre-activation classifier) alike, on batch-norm statistics far from their initial ones."""
@@ -274,9 +274,19 @@ def test_keras_checkpoint_recovered_from_onnx_computes_the_same(trained, tmp_pat
         assert json.loads((rec / f"{stem}.json").read_text())["recovered_from"] == f"{stem}.onnx"
     # an int8 file is refused, naming the float32 route
     shutil.copy(out / "seed_cnn.onnx", tmp_path / "q.onnx")
-    to_onnx.set_metadata(tmp_path / "q.onnx", {"ichinfer.precision": "int8"})
+    meta = from_onnx.read_metadata(out / "seed_cnn.onnx")
+    to_onnx.set_metadata(tmp_path / "q.onnx",
+                         {f"ichinfer.{k}": v for k, v in {**meta, "precision": "int8"}.items()})
     with pytest.raises(from_onnx.RecoveryError, match="float32"):
         from_onnx.recover(tmp_path / "q.onnx")
+    # a file without ichinfer's metadata, and one that is not ONNX: one line each, exit 1
+    to_onnx.set_metadata(tmp_path / "q.onnx", {"producer": "elsewhere"})
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    for stem, reason in [("q", "not exported by export/to_onnx.py"),
+                         ("junk", "not a readable ONNX file"), ("absent", "no such file")]:
+        assert from_onnx.main([stem, "--model-dir", str(tmp_path), "--out", str(rec)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(str(tmp_path / f"{stem}.onnx")) and reason in err, err
 
 
 def test_sharpness_augmentation_blurs_or_sharpens_an_edge():
