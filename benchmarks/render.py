@@ -127,18 +127,15 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
         mb = mem["peak_rss_bytes"] / 2**20
         rows.append(["peak resident memory, classify + segment CQ500", f"{mb:.0f} MiB", "≤ 400 MB",
                      _ok(mem["peak_rss_bytes"] <= 400e6)])
-    mem = fp.get("peak_memory_cli", {})
-    if "peak_rss_bytes" in mem:
-        mb = mem["peak_rss_bytes"] / 2**20
-        rows.append(["peak resident memory, `ichinfer segment --subtypes` CQ500 (the command: "
-                     "measurements, masks, overlays written)", f"{mb:.0f} MiB", "≤ 400 MB",
-                     _ok(mem["peak_rss_bytes"] <= 400e6)])
-    mem = fp.get("peak_memory_cli_dicom", {})
-    if "peak_rss_bytes" in mem:
-        mb = mem["peak_rss_bytes"] / 2**20
-        rows.append(["peak resident memory, the same command with `--dicom-out` (DICOM SEG and "
-                     "overlay series, highdicom)", f"{mb:.0f} MiB", "≤ 400 MB",
-                     _ok(mem["peak_rss_bytes"] <= 400e6)])
+    for key, what in [("peak_memory_cli", "`ichinfer segment --subtypes` CQ500 (the command: "
+                                          "measurements, masks, overlays written)"),
+                      ("peak_memory_cli_dicom", "the same command with `--dicom-out` (DICOM SEG "
+                                                "and overlay series, highdicom)")]:
+        mem = fp.get(key, {})
+        if "peak_rss_bytes" in mem:
+            mb = mem["peak_rss_bytes"] / 2**20
+            rows.append([f"peak resident memory, {what}", f"{mb:.0f} MiB", "≤ 400 MB",
+                         _ok(mem["peak_rss_bytes"] <= 400e6)])
     inst = fp.get("installed", {})
     if inst.get("tensorflow_bytes"):
         share = inst["runtime_bytes"] / inst["tensorflow_bytes"]
