@@ -26,6 +26,7 @@ Writes ``<name>.keras`` and the ``<name>.json`` sidecar ``export/to_onnx.py`` re
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -46,14 +47,19 @@ REQUIRED = ("task", "architecture", "input_size", "context", "slab_mm", "windows
             "training_data")
 
 
-def read_metadata(path: Path) -> dict[str, str]:
-    """The ``ichinfer.*`` metadata of an exported file (prefix removed)."""
+def load_onnx(path: Path):
     import onnx
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path))
     except Exception as err:  # protobuf's DecodeError and OSError alike: not a readable model
         raise RecoveryError(f"not a readable ONNX file ({type(err).__name__}: {err})") from err
+
+
+def read_metadata(path: Path, model=None) -> dict[str, str]:
+    """The ``ichinfer.*`` metadata of an exported file (prefix removed); ``model``: the file
+    already loaded."""
+    model = model if model is not None else load_onnx(path)
     meta = {p.key.removeprefix("ichinfer."): p.value for p in model.metadata_props
             if p.key.startswith("ichinfer.")}
     missing = [k for k in REQUIRED if k not in meta]
@@ -82,11 +88,10 @@ def build_keras(meta: dict[str, str], *, preactivation: bool = False):
 class _Graph:
     """The initializers and nodes of an ONNX graph, looked up by Keras layer name."""
 
-    def __init__(self, path: Path):
-        import onnx
+    def __init__(self, model):
         from onnx import numpy_helper
 
-        graph = onnx.load(str(path)).graph
+        graph = model.graph
         self.values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
         self.nodes = list(graph.node)
         self.consumers: dict[str, list] = {}
@@ -179,18 +184,26 @@ def sample_inputs(meta: dict[str, str], shape: tuple[int, ...], n: int = 4) -> n
     return x
 
 
-def example_inputs(meta: dict[str, str]) -> np.ndarray | None:
-    """Model inputs of every slice of ``examples/phantom-ct`` (bleeds among them), built by the
-    runtime's own preprocessing; None where the folder is absent."""
+@functools.cache
+def _example_series():
+    """``examples/phantom-ct``, scanned once; its grids are decoded once per size."""
     from ichinfer import dicom
     from ichinfer.pipeline import PreparedSeries
-    from ichinfer.preprocess import model_inputs, with_prior
 
     folder = ROOT / "examples" / "phantom-ct"
     if not folder.is_dir():
         return None
-    series = dicom.scan(folder, on_error="raise").series[0]
-    prepared = PreparedSeries(series)
+    return PreparedSeries(dicom.scan(folder, on_error="raise").series[0])
+
+
+def example_inputs(meta: dict[str, str]) -> np.ndarray | None:
+    """Model inputs of every slice of ``examples/phantom-ct`` (bleeds among them), built by the
+    runtime's own preprocessing; None where the folder is absent."""
+    from ichinfer.preprocess import model_inputs, with_prior
+
+    prepared = _example_series()
+    if prepared is None:
+        return None
     grid = prepared.grid(json.loads(meta["input_size"])[0])
     index = np.arange(len(grid))
     context = json.loads(meta["context"])
@@ -203,11 +216,12 @@ def recover(path: Path, *, tolerance: float = 1e-4):
     """The Keras model of ``path`` and the max difference of its outputs to onnxruntime's."""
     import onnxruntime as ort
 
-    meta = read_metadata(path)  # first: what the file is, before building anything
+    onnx_model = load_onnx(path)
+    meta = read_metadata(path, onnx_model)  # first: what the file is, before building anything
     if meta.get("precision", "fp32") != "fp32":
         raise RecoveryError(f"precision {meta['precision']}: recover from the float32 file it "
                             "was quantized from")
-    graph = _Graph(path)
+    graph = _Graph(onnx_model)
     preact = any(n.op_type == "Mul" and "_bn1_1/" in "".join(n.input) for n in graph.nodes)
     model = build_keras(meta, preactivation=preact)
     expected = json.loads(meta.get("params", "null"))
@@ -229,9 +243,8 @@ def recover(path: Path, *, tolerance: float = 1e-4):
 
 def sidecar(meta: dict[str, str], model, source: Path) -> dict:
     """The ``.json`` a training script writes beside its checkpoint, from the file's metadata."""
-    task = meta["task"]
     return {
-        "task": task,
+        "task": meta["task"],
         "arch": meta["architecture"],
         "image_size": json.loads(meta["input_size"])[0],
         "context": json.loads(meta["context"]),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 from contextlib import contextmanager
@@ -389,11 +388,13 @@ def _write_pngs(res, out: Path, prefix: str, overlays: str) -> tuple[list[str], 
     """Every slice's mask PNG and the overlays ``overlays`` asks for; their names, in order.
 
     An overlay decodes its slice again (the series is not kept in memory at full resolution).
-    Slices are written by threads: PNG encoding releases the GIL, so it overlaps the next
-    slice's decoding. A NIfTI volume is written in order."""
+    Slices are written by the decode threads (:func:`ichinfer.pipeline.decode_threads`): PNG
+    encoding releases the GIL, so it overlaps the next slice's decoding. A NIfTI volume is
+    written in order."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ichinfer.overlay import blue_overlay, mask_png, write_png
+    from ichinfer.pipeline import decode_threads
 
     def write(sl, stem: str, draw: bool) -> None:
         write_png(out / "masks" / f"{stem}.png", mask_png(sl.mask))
@@ -402,7 +403,7 @@ def _write_pngs(res, out: Path, prefix: str, overlays: str) -> tuple[list[str], 
             write_png(out / "overlays" / f"{stem}.png", blue_overlay(hu, sl.mask))
 
     names, drawn, jobs = [], [], []
-    workers = min(4, os.cpu_count() or 1) if res.source.source == "dicom" else 1
+    workers = decode_threads() if res.source.source == "dicom" else 1
     with ThreadPoolExecutor(workers, thread_name_prefix="ichinfer-png") as pool:
         for sl in res.slices:
             stem = f"{prefix}_{sl.index:04d}"
