@@ -279,11 +279,16 @@ mkdir -p runs/ft13
 python training/train_segmenter.py --data "${DJ[@]}" --init runs/ft9/densenet_unet.keras \
     --fn-weight 0.7 --lr 3e-4 --epochs 30 --time-budget 2100 --image-size 192 --crop 96 \
     --batch-size 16 --positive-fraction 0.5 --out runs/ft13/densenet_unet.keras \
-    --data-note "stage H's data, then on ft-3300 to ft-3501, 50% bleeding slices, lr 3e-4, \
-Tversky loss with missed pixels weighted 0.7"
+    --data-note "$SEG_D then 55% bleeding slices; \
+then on ft-3300, ft-3301, ft-3400, ft-3401 (ridged thin skull-base floors, head roll, \
+whole-head thin series), 50% bleeding slices; then on ft-3300 to ft-3501 (head follows the \
+gantry tilt, bowl-shaped middle fossae), 50% bleeding slices, lr 3e-4, Tversky loss with \
+missed pixels weighted 0.7"
 python export/to_onnx.py --classifier /nonexistent --segmenter runs/ft13/densenet_unet.keras \
     --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --mask-threshold 0.65 \
     --out runs/ft13/models
+# stage H as bundled (models/: its mask threshold 0.65 in its metadata, which hard_negatives.py
+# reads; runs/ft9/models holds it at 0.5)
 python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
     --models models/densenet_unet.onnx runs/ft13/models/densenet_unet.onnx \
     --mask-thresholds 0.65 --digits 5
