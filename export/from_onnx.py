@@ -20,7 +20,8 @@ as the runtime prepares them. Training from it is not the same as training from 
 checkpoint: in training mode a batch normalisation layer normalises by each batch's own
 statistics, which the folded form no longer matches, so a fine-tuning starts from a different
 parametrisation.
-Writes ``<name>.keras`` and the ``<name>.json`` sidecar ``export/to_onnx.py`` reads.
+Writes ``<name>.keras`` and the ``<name>.json`` sidecar ``export/to_onnx.py`` reads; an
+existing checkpoint it did not write (or a link to one) is kept, not replaced.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def copy_weights(model, graph: _Graph) -> None:
                     done.add(bn_name)
             done.add(name)
         elif isinstance(layer, keras.layers.Dense):
-            node = graph.node_with(("MatMul", "Gemm"), name)
+            node = graph.node_with(("MatMul",), name)  # tf2onnx: MatMul, then Add of the bias
             add = graph.next_add(node)
             layer.set_weights([graph.values[node.input[1]], graph.constant_input(add).reshape(-1)])
             done.add(name)
@@ -259,6 +260,20 @@ def sidecar(meta: dict[str, str], model, source: Path) -> dict:
     }
 
 
+def replaceable(dst: Path) -> bool:
+    """Whether ``dst`` may be written: absent, or a file this tool wrote (its sidecar says
+    ``recovered_from``). A link is never written through: ``training/make_bundled_models.sh``
+    links ``runs/bundled`` to the original checkpoints."""
+    if dst.is_symlink():
+        return False
+    if not dst.exists():
+        return True
+    try:
+        return "recovered_from" in json.loads(dst.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("names", nargs="*", default=list(DEFAULT_NAMES),
@@ -278,8 +293,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{src}: {e}", file=sys.stderr)
             failed += 1
             continue
-        args.out.mkdir(parents=True, exist_ok=True)
         dst = args.out / f"{src.stem}.keras"
+        if not replaceable(dst):
+            print(f"{dst}: kept, not replaced (a checkpoint this tool did not write, or a link "
+                  "to one: the original weights)")
+            continue
+        args.out.mkdir(parents=True, exist_ok=True)
         model.save(dst)
         (args.out / f"{src.stem}.json").write_text(
             json.dumps(sidecar(meta, model, src), indent=2) + "\n")

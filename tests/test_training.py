@@ -272,6 +272,16 @@ def test_keras_checkpoint_recovered_from_onnx_computes_the_same(trained, tmp_pat
         got = np.asarray(recovered(x, training=False))
         np.testing.assert_allclose(got, want, atol=1e-4, err_msg=stem)
         assert json.loads((rec / f"{stem}.json").read_text())["recovered_from"] == f"{stem}.onnx"
+    # a rerun replaces its own files; an original checkpoint, or a link to one, is kept
+    assert from_onnx.main(["--model-dir", str(out), "--out", str(rec)]) == 0
+    (rec / "seed_cnn.keras").unlink()
+    (rec / "seed_cnn.keras").symlink_to(src / "seed_cnn.keras")
+    shutil.copy(src / "densenet25d.keras", rec / "densenet25d.keras")
+    shutil.copy(src / "densenet25d.json", rec / "densenet25d.json")
+    before = {p: p.read_bytes() for p in (src / "seed_cnn.keras", rec / "densenet25d.keras")}
+    assert from_onnx.main(["--model-dir", str(out), "--out", str(rec)]) == 0
+    assert all(p.read_bytes() == b for p, b in before.items())
+    assert "kept, not replaced" in capsys.readouterr().out
     # an int8 file is refused, naming the float32 route
     shutil.copy(out / "seed_cnn.onnx", tmp_path / "q.onnx")
     meta = from_onnx.read_metadata(out / "seed_cnn.onnx")
