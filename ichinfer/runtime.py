@@ -25,6 +25,33 @@ DEVICES = ("auto", "cpu", "cuda")
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider")
 
 
+_ARENA_LOCK = threading.Lock()
+_ARENA: bool | None = None  # whether onnxruntime's environment holds a CPU arena for sessions
+
+
+def _shared_cpu_arena() -> bool:
+    """Register one CPU arena with onnxruntime's environment, once per process, for every
+    session to draw from (``session.use_env_allocators``).
+
+    Each session otherwise grows an arena of its own and keeps it: a classifier, a segmenter and
+    the single-threaded twin of each that :meth:`Session.run` uses for lanes hold four, while
+    they run one after another. Measured on the bundled models (2 cores, CQ500, classify then
+    segment): peak resident memory 352 -> 298 MB, the same time. The arena lives as long as the
+    process. Where onnxruntime refuses the registration, each session keeps its own arena."""
+    global _ARENA
+    with _ARENA_LOCK:
+        if _ARENA is None:
+            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+                                     ort.OrtMemType.DEFAULT)
+            try:
+                ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
+            except Exception:  # onnxruntime raises its own untyped errors
+                _ARENA = False
+            else:
+                _ARENA = True
+        return _ARENA
+
+
 def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
@@ -124,6 +151,8 @@ class Session:
             # one block planned per input shape. Measured on the bundled segmenter (2 cores,
             # batch 8): 459 -> 248 MiB of extra peak memory, 98-102 ms per batch either way
             opts.enable_mem_pattern = False
+        if _shared_cpu_arena():
+            opts.add_session_config_entry("session.use_env_allocators", "1")
         try:
             return ort.InferenceSession(str(self._path), sess_options=opts,
                                         providers=self._providers)
