@@ -9,8 +9,9 @@ Measures, each in fresh subprocesses (median of ``--repeat``):
   run on the CQ500 series (``../shared/data/cq500-ct0``), and of the same run with two decode
   processes (``ICHINFER_DECODE_PROCESSES=2``): PSS summed over every process, from /proc;
 * the same for the command a user runs, ``ichinfer segment --subtypes`` on CQ500 (the bleed
-  measurements, masks, overlays and summary written): its process's ``ru_maxrss``; and with
-  ``--dicom-out`` (a DICOM SEG and a Secondary Capture overlay series, built by highdicom);
+  measurements, masks, overlays and summary written): PSS of its process tree (it decodes
+  beside a worker process by default), with ``--decode-processes 1``, and with ``--dicom-out``
+  (a DICOM SEG and a Secondary Capture overlay series, built by highdicom);
 * installed size of the runtime distributions (ichinfer's requirements, recursively, from
   ``importlib.metadata`` file lists) next to tensorflow-cpu + keras and their requirements;
 * a cold CLI call: process start to the first result, ``ichinfer classify`` against a small
@@ -120,26 +121,45 @@ def peak_tree_pss(model_dir: Path, path: Path, processes: int) -> dict:
 
 
 _CLI_PEAK = """
-import resource, subprocess, sys
-subprocess.run([sys.executable, "-m", "ichinfer", "segment", {path!r}, "--out", {out!r},
-                "--model-dir", {model_dir!r}, "--subtypes", "--quiet", *{extra!r}], check=True,
-               stdout=subprocess.DEVNULL)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+import resource, subprocess, sys, time
+t = time.perf_counter()
+proc = subprocess.Popen([sys.executable, "-m", "ichinfer", "segment", {path!r}, "--out", {out!r},
+                         "--model-dir", {model_dir!r}, "--subtypes", "--quiet", *{extra!r}],
+                        stdout=subprocess.DEVNULL)
+while proc.poll() is None:
+    peak[0] = max(peak[0], tree_pss(proc.pid))
+    time.sleep(0.02)
+wall = time.perf_counter() - t
+if proc.returncode:
+    raise SystemExit(proc.returncode)
+print(peak[0], resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, wall)
 """
 
 
-def peak_rss_cli(model_dir: Path, path: Path, *, dicom_out: bool = False) -> dict:
-    """Peak resident memory of ``ichinfer segment --subtypes`` on ``path``: what a user runs,
-    with the bleed measurements, masks, overlays and summary written (to a temporary folder);
-    with ``dicom_out``, the DICOM SEG and Secondary Capture overlay series too."""
+def peak_rss_cli(model_dir: Path, path: Path, *, dicom_out: bool = False,
+                 decode_processes: int | None = None) -> dict:
+    """Peak memory of ``ichinfer segment --subtypes`` on ``path``: what a user runs, with the
+    bleed measurements, masks, overlays and summary written (to a temporary folder); with
+    ``dicom_out``, the DICOM SEG and Secondary Capture overlay series too. The command decodes
+    beside a worker process by default, so the figure is the PSS of its whole process tree
+    (sampled, as above); the largest single process's ``ru_maxrss`` and the wall time beside
+    it. ``decode_processes`` passes ``--decode-processes``."""
     with tempfile.TemporaryDirectory() as tmp:
         extra = ["--dicom-out", str(Path(tmp) / "dicom")] if dicom_out else []
-        code = _CLI_PEAK.format(path=str(path), out=str(Path(tmp) / "out"),
-                                model_dir=str(model_dir), extra=extra)
-        rss = int(_run(code))
-    return {"peak_rss_bytes": rss, "series": str(path.name),
+        if decode_processes is not None:
+            extra += ["--decode-processes", str(decode_processes)]
+        code = _TREE_SAMPLER.replace("threading.Thread(target=sample, daemon=True).start()\n",
+                                     "") + _CLI_PEAK.format(
+            path=str(path), out=str(Path(tmp) / "out"), model_dir=str(model_dir), extra=extra)
+        tree, rss, wall = _run(code).split()
+    return {"peak_tree_pss_bytes": int(tree), "peak_rss_bytes": int(rss),
+            "wall_s": float(wall), "series": str(path.name),
+            "decode_processes": "command default" if decode_processes is None
+            else decode_processes,
             "command": "ichinfer segment SERIES --out OUT --subtypes"
-                       + (" --dicom-out DIR" if dicom_out else "")}
+                       + (" --dicom-out DIR" if dicom_out else "")
+                       + (f" --decode-processes {decode_processes}"
+                          if decode_processes is not None else "")}
 
 
 def _dist_name(req: str) -> str | None:
@@ -279,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     if CQ500.is_dir():
         result["peak_memory"] = peak_rss(args.model_dir, CQ500)
         result["peak_memory_cli"] = peak_rss_cli(args.model_dir, CQ500)
+        result["peak_memory_cli_one_process"] = peak_rss_cli(args.model_dir, CQ500,
+                                                             decode_processes=1)
         if importlib.util.find_spec("highdicom"):  # the [seg] extra
             result["peak_memory_cli_dicom"] = peak_rss_cli(args.model_dir, CQ500, dicom_out=True)
         result["peak_memory_decode_processes"] = peak_tree_pss(args.model_dir, CQ500, 2)

@@ -47,6 +47,9 @@ OverwriteOpt = Annotated[bool, typer.Option(help="replace existing outputs")]
 ResumeOpt = Annotated[bool, typer.Option(
     help="keep the series an earlier (interrupted) run completed, do the rest")]
 VariantOpt = Annotated[str | None, typer.Option(help="model variant from the manifest, e.g. int8")]
+DecodeProcessesOpt = Annotated[int | None, typer.Option(
+    min=0, help="processes that decode DICOM, this one included (or ICHINFER_DECODE_PROCESSES; "
+                "default: 2 where 2 CPUs are free, else 1)")]
 
 
 def _setup_logging(debug: bool, quiet: bool) -> None:
@@ -58,6 +61,31 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
 def _say(label: str, style: str, message: str) -> None:
     """One line on stderr: paths and reasons are printed as they are (no markup, no wrapping)."""
     err_console.print(Text.assemble((label, style), " ", message), soft_wrap=True, highlight=False)
+
+
+@contextmanager
+def _decode_processes(value: int | None):
+    """For the command: the option, else ``ICHINFER_DECODE_PROCESSES``, else 2 where this
+    process may use two CPUs. The command line decodes beside one worker process by default;
+    the library alone does not (:func:`ichinfer.pipeline.decode_processes`). The variable is
+    restored afterwards, for a command run inside another program (tests, notebooks)."""
+    import os
+
+    from ichinfer.pipeline import DECODE_PROCESSES_ENV
+    from ichinfer.runtime import cpu_cores
+
+    before = os.environ.get(DECODE_PROCESSES_ENV)
+    if value is not None:
+        os.environ[DECODE_PROCESSES_ENV] = str(value)
+    elif not before:
+        os.environ[DECODE_PROCESSES_ENV] = str(min(2, cpu_cores(0)))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DECODE_PROCESSES_ENV, None)
+        else:
+            os.environ[DECODE_PROCESSES_ENV] = before
 
 
 def _fail_usage(message: str) -> None:
@@ -190,9 +218,10 @@ def classify(
     debug: DebugOpt = False,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
+    decode_processes: DecodeProcessesOpt = None,
 ) -> None:
     """Six ICH probabilities per slice and a verdict per series."""
-    with _interruptible(debug):
+    with _interruptible(debug), _decode_processes(decode_processes):
         _classify(paths, out, model, model_dir, variant, device, threads, batch_size, thresholds,
                   quiet, debug, overwrite, resume)
 
@@ -288,9 +317,10 @@ def segment(
     debug: DebugOpt = False,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
+    decode_processes: DecodeProcessesOpt = None,
 ) -> None:
     """Bleed masks per slice, blue overlays, volume, ABC/2 and separate bleeds per series."""
-    with _interruptible(debug):
+    with _interruptible(debug), _decode_processes(decode_processes):
         _segment(paths, out, model, model_dir, variant, device, threads, batch_size, overlays,
                  quiet, debug, overwrite, resume, subtypes or thresholds is not None, thresholds,
                  dicom_out, mask_threshold)

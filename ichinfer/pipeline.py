@@ -9,11 +9,19 @@ a session in batches without holding more than a batch of inputs at once.
 from __future__ import annotations
 
 import atexit
+import mmap
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -21,7 +29,7 @@ from typing import TypeVar
 import numpy as np
 
 from ichinfer import dicom
-from ichinfer.decode_worker import decode_file
+from ichinfer.decode_worker import decode_file, decode_into
 from ichinfer.errors import IchInferError, InvalidInputError
 from ichinfer.preprocess import model_inputs, to_model_grid, with_prior
 from ichinfer.results import Failure
@@ -116,30 +124,31 @@ class PreparedSeries:
 
         Single-frame DICOM files are read by :func:`decode_threads` threads (file reads, the
         pixel codecs that release the GIL and the resize overlap); each writes its own rows of
-        the stacks, so no slice is copied twice. NIfTI and multi-frame files are read in order.
+        the stacks, so no slice is copied twice. With :func:`decode_processes` above 1, this
+        process and worker processes share the slices instead. NIfTI and multi-frame files are
+        read in order.
         """
         todo = [s for s in dict.fromkeys(sizes) if s not in self.grids]
         if not todo:
             return
         slices = self.series.slices
         n = len(slices)
-        stacks = {s: np.empty((n, s, s), dtype=np.float32) for s in todo}
         single_frame = self.series.source == "dicom" and all(x.frame is None for x in slices)
         processes = min(decode_processes(), n)
         workers = min(decode_threads(), n)
-        if processes > 1 and single_frame:
-            pool = _process_pool(processes)
-            paths = [x.path for x in slices]
-            chunk = max(1, min(4, n // (4 * processes)))
-            try:  # in order: the first failing slice raises (its error names the file)
-                results = pool.map(decode_file, paths, [todo] * n, chunksize=chunk)
-                for i, grids in enumerate(results):
-                    for s, g in zip(todo, grids, strict=True):
-                        stacks[s][i] = g
-            except BrokenProcessPool:  # a worker died (killed, out of memory): next time, anew
-                _shutdown_pool(forget=True)
-                raise
-        elif workers > 1 and single_frame:
+        shared = _shared_stacks(n, todo) if processes > 1 and single_frame else None
+        if shared is not None:
+            files, stacks = shared
+            try:
+                _decode_alongside_workers([x.path for x in slices], todo, files, stacks,
+                                          processes - 1)
+            finally:
+                for path in files.values():
+                    os.unlink(path)  # the mappings stay; the name goes
+            self.grids.update(stacks)
+            return
+        stacks = {s: np.empty((n, s, s), dtype=np.float32) for s in todo}
+        if workers > 1 and single_frame:
 
             def put(i: int) -> None:
                 for s, g in zip(todo, decode_file(slices[i].path, todo), strict=True):
@@ -156,6 +165,101 @@ class PreparedSeries:
                 for s in todo:
                     stacks[s][i] = to_model_grid(hu, s)
         self.grids.update(stacks)
+
+
+def _shared_stacks(n: int, sizes: list[int]) -> tuple[dict[int, str], dict[int, np.ndarray]] | None:
+    """A stack per size in a file that worker processes map too (in ``/dev/shm`` where there is
+    one), so they write their slices in place: nothing pickled back, nothing copied twice. The
+    space is reserved up front (a full ``/dev/shm``, as in a container's default 64 MB, would
+    otherwise kill the process with SIGBUS mid-write); None where it cannot be, and the caller
+    decodes in this process instead."""
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    files: dict[int, str] = {}
+    stacks: dict[int, np.ndarray] = {}
+    try:
+        for s in sizes:
+            fd, path = tempfile.mkstemp(prefix="ichinfer-decode-", dir=folder)
+            files[s] = path
+            try:
+                size = n * s * s * 4
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fd, 0, size)
+                else:
+                    os.ftruncate(fd, size)
+                stacks[s] = np.frombuffer(mmap.mmap(fd, size), dtype=np.float32).reshape(n, s, s)
+            finally:
+                os.close(fd)
+    except OSError:
+        for path in files.values():
+            os.unlink(path)
+        return None
+    return files, stacks
+
+
+def _decode_alongside_workers(paths: list[str], sizes: list[int], files: dict[int, str],
+                              stacks: dict[int, np.ndarray], workers: int) -> None:
+    """Decode ``paths`` into ``stacks`` (mapped from ``files``) in chunks of consecutive slices:
+    ``workers`` worker processes take chunks and write them into the files, while this process
+    decodes the next chunk itself whenever every worker has two chunks waiting, so both sides
+    stay busy whatever their speeds.
+
+    The first failing slice raises (its error names the file): chunks are handed out in order,
+    so once one fails no later one starts, and of those that failed the earliest one's error is
+    raised, after the chunks in flight are done."""
+    n = len(paths)
+    chunk = max(1, min(4, n // (4 * (workers + 1))))
+    starts = list(range(0, n, chunk))
+    pool = _process_pool(workers)
+    pending: dict[Future, int] = {}
+    failed: dict[int, BaseException] = {}
+
+    def collect(futures: Iterable[Future]) -> None:
+        for f in futures:
+            start = pending.pop(f)
+            err = f.exception()
+            if isinstance(err, BrokenProcessPool):
+                raise err
+            if err is not None:
+                failed[start] = err
+
+    def here(start: int) -> None:
+        try:
+            for i, path in enumerate(paths[start : start + chunk], start):
+                for s, g in zip(sizes, decode_file(path, sizes), strict=True):
+                    stacks[s][i] = g
+        except Exception as err:  # noqa: BLE001 - raised below, in slice order
+            failed[start] = err
+
+    k = 0
+    try:
+        while k < len(starts) and not failed:
+            # four chunks waiting per worker: handing one over takes this process's GIL, which
+            # the codec holds for a slice at a time (two per worker left the workers idle)
+            while k < len(starts) and len(pending) < 4 * workers:
+                start = starts[k]
+                task = (files, len(paths), start, paths[start : start + chunk])
+                pending[pool.submit(decode_into, *task)] = start
+                k += 1
+            collect([f for f in pending if f.done()])
+            if k < len(starts) and not failed:
+                k += 1
+                here(starts[k - 1])
+        while pending:  # at the end, take back the chunks no worker has started yet
+            taken = next((f for f in reversed(pending) if f.cancel()), None)
+            if taken is not None:
+                start = pending.pop(taken)
+                if not failed:  # one failed: no later chunk is needed
+                    here(start)
+            else:
+                collect(wait(pending, return_when=FIRST_COMPLETED).done)
+    except BrokenProcessPool:  # a worker died (killed, out of memory): next time, anew
+        _shutdown_pool(forget=True)
+        raise
+    finally:
+        for f in pending:
+            f.cancel()
+    if failed:
+        raise failed[min(failed)]
 
 
 def _env_count(name: str, default: int, minimum: int) -> int:
@@ -177,12 +281,15 @@ def decode_threads() -> int:
 
 
 def decode_processes() -> int:
-    """Worker processes that decode a series: ``ICHINFER_DECODE_PROCESSES``; 0 (the default)
-    or 1 leaves decoding in this process (:func:`decode_threads`).
+    """Processes that decode a series, this one included: ``ICHINFER_DECODE_PROCESSES``; 0 (the
+    default) or 1 leaves decoding to this process alone (:func:`decode_threads`), N > 1 adds
+    N - 1 worker processes that decode beside it.
 
     The pixel codecs (JPEG Lossless, JPEG 2000) and pydicom's parsing hold the GIL, so threads
     do not decode in parallel; processes do, at the cost of their own memory (each worker
-    imports pydicom, numpy and OpenCV) and of a start-up on first use. Off by default;
+    imports pydicom, numpy and OpenCV) and of a start-up on first use. Off by default in the
+    library (a script that turns it on needs an ``if __name__ == "__main__":`` guard, as with
+    any multiprocessing); the command line turns it on (``--decode-processes``).
     ``benchmarks/README.md`` measures both ways."""
     return _env_count(DECODE_PROCESSES_ENV, 0, 0)
 

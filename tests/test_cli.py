@@ -70,6 +70,32 @@ def test_segment_writes_masks_overlays_summary(phantom_study, tiny_model_dir, tm
     assert "PHANTOM" not in r.output  # the phantom's PatientID never printed
 
 
+def test_decode_processes_give_the_same_outputs_and_leave_the_environment(
+        phantom_study, tiny_model_dir, tmp_path, monkeypatch):
+    """The command decodes beside a worker process by default (``--decode-processes``); the
+    outputs are those of decoding in this process alone, and the variable it sets for the
+    command is put back."""
+    import os
+
+    from ichinfer.pipeline import DECODE_PROCESSES_ENV
+
+    monkeypatch.delenv(DECODE_PROCESSES_ENV, raising=False)
+    outputs = {}
+    for n in ("1", "2", None):
+        out = tmp_path / f"seg-{n}"
+        r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
+                   "--overlays", "all", "-q", *(["--decode-processes", n] if n else []))
+        assert r.exit_code == 0, r.output
+        assert DECODE_PROCESSES_ENV not in os.environ
+        outputs[n] = {f.relative_to(out).as_posix(): f.read_bytes()
+                      for f in sorted(out.rglob("*.png"))}
+    assert len(outputs["1"]) == 2 * phantom_study.n_slices
+    assert outputs["2"] == outputs["1"] and outputs[None] == outputs["1"]
+    r = invoke("segment", phantom_study.folder, "--out", tmp_path / "bad", "--model-dir",
+               tiny_model_dir, "--decode-processes", "-1")
+    assert r.exit_code == 2
+
+
 def test_segment_mask_threshold_marks_less_at_a_higher_threshold(phantom_study, tiny_model_dir,
                                                                  tmp_path):
     volumes = []
