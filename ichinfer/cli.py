@@ -418,30 +418,50 @@ def _write_pngs(res, out: Path, prefix: str, overlays: str) -> tuple[list[str], 
     """Every slice's mask PNG and the overlays ``overlays`` asks for; their names, in order.
 
     An overlay decodes its slice again (the series is not kept in memory at full resolution).
-    Slices are written by the decode threads (:func:`ichinfer.pipeline.decode_threads`): PNG
-    encoding releases the GIL, so it overlaps the next slice's decoding. A NIfTI volume is
-    written in order."""
+    Mask PNGs, and overlays when a single process decodes, are written by the decode threads
+    (:func:`ichinfer.pipeline.decode_threads`: PNG encoding releases the GIL, so it overlaps
+    the next slice's decoding); with decode processes (:func:`ichinfer.pipeline.decode_processes`)
+    the overlays are shared between this process and the workers, as decoding is. A NIfTI
+    volume is written in order."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ichinfer.overlay import blue_overlay, mask_png, write_png
-    from ichinfer.pipeline import decode_threads
+    import numpy as np
 
-    def write(sl, stem: str, draw: bool) -> None:
-        write_png(out / "masks" / f"{stem}.png", mask_png(sl.mask))
-        if draw:
-            hu = res.source.load_hu(sl.index)
-            write_png(out / "overlays" / f"{stem}.png", blue_overlay(hu, sl.mask))
+    from ichinfer.decode_worker import write_overlays
+    from ichinfer.overlay import mask_png, write_png
+    from ichinfer.pipeline import decode_processes, decode_threads, share_with_workers
 
-    names, drawn, jobs = [], [], []
-    workers = decode_threads() if res.source.source == "dicom" else 1
+    dicom_files = res.source.source == "dicom"
+    processes = decode_processes() if dicom_files else 0
+    names, drawn, draw = [], [], []
+    for sl in res.slices:
+        stem = f"{prefix}_{sl.index:04d}"
+        names.append(f"masks/{stem}.png")
+        if overlays == "all" or (overlays == "bleeding" and bool(sl.mask.any())):
+            drawn.append(f"overlays/{stem}.png")
+            draw.append(sl)
+    items = [(sl.path, sl.frame, np.packbits(sl.mask > 0).tobytes(), sl.mask.shape,
+              str(out / png)) for sl, png in zip(draw, drawn, strict=True)] if dicom_files else []
+    workers = decode_threads() if dicom_files else 1
+
+    def write_mask(sl, name: str) -> None:  # in the thread: one PNG image in memory at a time
+        write_png(out / name, mask_png(sl.mask))
+
     with ThreadPoolExecutor(workers, thread_name_prefix="ichinfer-png") as pool:
-        for sl in res.slices:
-            stem = f"{prefix}_{sl.index:04d}"
-            draw = overlays == "all" or (overlays == "bleeding" and bool(sl.mask.any()))
-            names.append(f"masks/{stem}.png")
-            if draw:
-                drawn.append(f"overlays/{stem}.png")
-            jobs.append(pool.submit(write, sl, stem, draw))
+        jobs = [pool.submit(write_mask, sl, name) for sl, name in zip(res.slices, names,
+                                                                      strict=True)]
+        if processes > 1 and len(items) > 1:
+            chunk = max(1, min(4, len(items) // (4 * processes)))
+            share_with_workers(write_overlays, [(items[i : i + chunk],)
+                                                for i in range(0, len(items), chunk)],
+                               processes - 1)
+        elif dicom_files:
+            jobs.extend(pool.submit(write_overlays, [item]) for item in items)
+        else:  # NIfTI: in order
+            from ichinfer.overlay import blue_overlay
+
+            for sl, png in zip(draw, drawn, strict=True):
+                write_png(out / png, blue_overlay(res.source.load_hu(sl.index), sl.mask))
         for job in jobs:  # in order: the first failure raises
             job.result()
     return names, drawn

@@ -1,4 +1,4 @@
-"""What a decode worker runs: one DICOM file to clean HU on each model grid.
+"""What a decode worker runs: DICOM files to clean HU on each model grid, and overlay PNGs.
 
 Kept apart from :mod:`ichinfer.pipeline` so that worker processes (and the fork server they come
 from) import pydicom, numpy and OpenCV only, never onnxruntime: the workers' pickled task names
@@ -8,12 +8,42 @@ this module, and importing it is all they do.
 from __future__ import annotations
 
 import mmap
+import os
+import select
+import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from ichinfer import dicom
 from ichinfer.preprocess import to_model_grid
+
+
+def watch_parent(pid: int) -> None:
+    """Worker initializer: exit as soon as process ``pid`` (the one that made the pool) is gone.
+
+    A pool worker holds both ends of its task queue, so it never sees its parent die; a killed
+    ``ichinfer`` (SIGKILL, out of memory) left its worker, and through it the fork server and
+    the resource tracker, running for ever. Waits on a pidfd where Linux has one (no pid reuse
+    to fool it), else checks every half second."""
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # not Linux >= 5.3, or the parent already gone
+            while True:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    os._exit(0)
+                except PermissionError:  # it exists
+                    pass
+                time.sleep(0.5)
+        select.select([fd], [], [])  # readable when the process has exited
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ichinfer-parent-watch", daemon=True).start()
 
 
 def decode_file(path: str, sizes: Sequence[int]) -> list[np.ndarray]:
@@ -36,3 +66,14 @@ def decode_into(files: dict[int, str], n: int, start: int, paths: Sequence[str])
     for i, path in enumerate(paths, start):
         for s, g in zip(sizes, decode_file(path, sizes), strict=True):
             stacks[s].reshape(n, s, s)[i] = g
+
+
+def write_overlays(items: Sequence[tuple[str, int | None, bytes, tuple[int, int], str]]) -> None:
+    """The blue overlay PNG of each ``(DICOM path, frame, mask as np.packbits bytes, mask shape,
+    PNG path)``: the slice decoded again (the series is not kept at full resolution)."""
+    from ichinfer.overlay import blue_overlay, write_png
+
+    for path, frame, packed, shape, out in items:
+        bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=shape[0] * shape[1])
+        hu = dicom.read_hu(path, frame=frame)
+        write_png(out, blue_overlay(hu, bits.reshape(shape)))

@@ -75,3 +75,40 @@ def test_a_dead_worker_is_replaced(phantom_study, monkeypatch) -> None:
     with pytest.raises(BrokenProcessPool):
         PreparedSeries(series).decode([32])
     assert len(PreparedSeries(series).grid(32)) == len(series.slices)  # a fresh pool
+
+
+def test_workers_exit_when_the_process_that_made_them_is_killed(phantom_study) -> None:
+    """A worker holds both ends of its task queue, so it would never see its parent die: a
+    killed ``ichinfer`` left its worker (and the fork server) running for ever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os, sys\n"
+        "from ichinfer import dicom, pipeline\n"
+        f"os.environ[pipeline.DECODE_PROCESSES_ENV] = '2'\n"
+        f"pipeline.PreparedSeries(dicom.read_series({str(phantom_study.folder)!r})).decode([32])\n"
+        "print(*pipeline._POOL._processes, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in workers)
