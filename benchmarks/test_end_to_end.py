@@ -178,7 +178,8 @@ def test_assess_cq500(benchmark, monkeypatch, tmp_path, classifier, segmenter, c
 @pytest.mark.parametrize("task", ["classify", "classify_and_segment"])
 def test_cq500_decode_processes(benchmark, monkeypatch, tmp_path, classifier, segmenter, cq500,
                                 task) -> None:
-    """As above with ``ICHINFER_DECODE_PROCESSES=2``: slices decoded by two worker processes.
+    """As above with ``ICHINFER_DECODE_PROCESSES=2``: slices decoded by this process and a
+    worker process side by side (what the ``ichinfer`` command does by default).
     The pool starts in the warm-up round and is reused, as it is across a CLI run's series."""
     from ichinfer.pipeline import DECODE_PROCESSES_ENV
 
