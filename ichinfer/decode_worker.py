@@ -7,9 +7,11 @@ this module, and importing it is all they do.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import select
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -20,13 +22,33 @@ from ichinfer import dicom
 from ichinfer.preprocess import to_model_grid
 
 
+def shared_folder() -> str:
+    """Where the stacks that workers write into live: ``/dev/shm`` where there is one."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+
+
+def shared_prefix(pid: int) -> str:
+    """The name every shared stack file of process ``pid`` starts with."""
+    return f"ichinfer-decode-{pid}-"
+
+
 def watch_parent(pid: int) -> None:
-    """Worker initializer: exit as soon as process ``pid`` (the one that made the pool) is gone.
+    """Worker initializer: exit as soon as process ``pid`` (the one that made the pool) is gone,
+    removing the shared stack files it left (:func:`shared_prefix`).
 
     A pool worker holds both ends of its task queue, so it never sees its parent die; a killed
     ``ichinfer`` (SIGKILL, out of memory) left its worker, and through it the fork server and
-    the resource tracker, running for ever. Waits on a pidfd where Linux has one (no pid reuse
-    to fool it), else checks every half second."""
+    the resource tracker, running for ever, and a stack in ``/dev/shm`` (memory) until reboot.
+    Waits on a pidfd where Linux has one (no pid reuse to fool it), else checks every half
+    second."""
+
+    def gone() -> None:
+        folder = shared_folder()
+        for name in os.listdir(folder):
+            if name.startswith(shared_prefix(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
+        os._exit(0)
 
     def watch() -> None:
         try:
@@ -36,12 +58,12 @@ def watch_parent(pid: int) -> None:
                 try:
                     os.kill(pid, 0)
                 except ProcessLookupError:
-                    os._exit(0)
+                    gone()
                 except PermissionError:  # it exists
                     pass
                 time.sleep(0.5)
         select.select([fd], [], [])  # readable when the process has exited
-        os._exit(0)
+        gone()
 
     threading.Thread(target=watch, name="ichinfer-parent-watch", daemon=True).start()
 

@@ -29,7 +29,13 @@ from typing import TypeVar
 import numpy as np
 
 from ichinfer import dicom
-from ichinfer.decode_worker import decode_file, decode_into, watch_parent
+from ichinfer.decode_worker import (
+    decode_file,
+    decode_into,
+    shared_folder,
+    shared_prefix,
+    watch_parent,
+)
 from ichinfer.errors import IchInferError, InvalidInputError
 from ichinfer.preprocess import model_inputs, to_model_grid, with_prior
 from ichinfer.results import Failure
@@ -171,13 +177,14 @@ def _shared_stacks(n: int, sizes: list[int]) -> tuple[dict[int, str], dict[int, 
     one), so they write their slices in place: nothing pickled back, nothing copied twice. The
     space is reserved up front (a full ``/dev/shm``, as in a container's default 64 MB, would
     otherwise kill the process with SIGBUS mid-write); None where it cannot be, and the caller
-    decodes in this process instead."""
-    folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    decodes in this process instead. Named after this process, so that a worker removes them
+    if this process is killed before it does (:func:`ichinfer.decode_worker.watch_parent`)."""
+    folder = shared_folder()
     files: dict[int, str] = {}
     stacks: dict[int, np.ndarray] = {}
     try:
         for s in sizes:
-            fd, path = tempfile.mkstemp(prefix="ichinfer-decode-", dir=folder)
+            fd, path = tempfile.mkstemp(prefix=shared_prefix(os.getpid()), dir=folder)
             files[s] = path
             try:
                 size = n * s * s * 4

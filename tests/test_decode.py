@@ -79,7 +79,8 @@ def test_a_dead_worker_is_replaced(phantom_study, monkeypatch) -> None:
 
 def test_workers_exit_when_the_process_that_made_them_is_killed(phantom_study) -> None:
     """A worker holds both ends of its task queue, so it would never see its parent die: a
-    killed ``ichinfer`` left its worker (and the fork server) running for ever."""
+    killed ``ichinfer`` left its worker (and the fork server) running for ever, and the shared
+    stack it was decoding into in ``/dev/shm``. The workers go, and remove the stack."""
     import os
     import signal
     import subprocess
@@ -98,6 +99,10 @@ def test_workers_exit_when_the_process_that_made_them_is_killed(phantom_study) -
                             stdout=subprocess.PIPE, text=True)
     workers = [int(p) for p in proc.stdout.readline().split()]
     assert workers
+    from ichinfer.decode_worker import shared_folder, shared_prefix
+
+    left = Path(shared_folder()) / f"{shared_prefix(proc.pid)}test"  # as a kill mid-decode would
+    left.write_bytes(b"\0" * 4096)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
@@ -112,3 +117,26 @@ def test_workers_exit_when_the_process_that_made_them_is_killed(phantom_study) -
     while any(alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(p) for p in workers)
+    assert not left.exists()
+
+
+def test_no_room_for_the_shared_stacks_decodes_here(phantom_study, monkeypatch) -> None:
+    """Where the shared stacks cannot be reserved (a full ``/dev/shm``, as a container's 64 MB
+    can be), the series is decoded in this process, with the same grids and no file left."""
+    import errno
+    import os
+
+    from ichinfer import pipeline
+    from ichinfer.decode_worker import shared_folder, shared_prefix
+
+    ref = _decode(phantom_study.folder, "in order", monkeypatch)
+
+    def full(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pipeline.os, "posix_fallocate", full, raising=False)
+    monkeypatch.setattr(pipeline, "_process_pool", None)  # a worker would fail the test
+    grids = _decode(phantom_study.folder, "processes", monkeypatch)
+    for size in ref:
+        np.testing.assert_array_equal(grids[size], ref[size])
+    assert not [n for n in os.listdir(shared_folder()) if n.startswith(shared_prefix(os.getpid()))]
