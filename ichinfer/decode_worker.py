@@ -40,7 +40,7 @@ def watch_parent(pid: int) -> None:
     ``ichinfer`` (SIGKILL, out of memory) left its worker, and through it the fork server and
     the resource tracker, running for ever, and a stack in ``/dev/shm`` (memory) until reboot.
     Waits on a pidfd where Linux has one (no pid reuse to fool it), else checks every half
-    second."""
+    second; not on Windows."""
 
     def gone() -> None:
         folder = shared_folder()
@@ -65,6 +65,8 @@ def watch_parent(pid: int) -> None:
         select.select([fd], [], [])  # readable when the process has exited
         gone()
 
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the parent there, not test it
+        return
     threading.Thread(target=watch, name="ichinfer-parent-watch", daemon=True).start()
 
 

@@ -179,6 +179,8 @@ def _shared_stacks(n: int, sizes: list[int]) -> tuple[dict[int, str], dict[int, 
     otherwise kill the process with SIGBUS mid-write); None where it cannot be, and the caller
     decodes in this process instead. Named after this process, so that a worker removes them
     if this process is killed before it does (:func:`ichinfer.decode_worker.watch_parent`)."""
+    if os.name == "nt":  # a mapped file cannot be unlinked there: decode in this process
+        return None
     folder = shared_folder()
     files: dict[int, str] = {}
     stacks: dict[int, np.ndarray] = {}
