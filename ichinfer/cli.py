@@ -482,7 +482,7 @@ def _segment_extras(results, series_list, clf, dicom_out, overlays, seg, failure
     if clf is None and dicom_out is None:
         return
     from ichinfer.dicom_out import write_dicom_outputs
-    from ichinfer.pipeline import series_failure
+    from ichinfer.pipeline import release_workers, series_failure
     from ichinfer.study import attach_subtypes
 
     index = {s.series_uid: k for k, s in enumerate(series_list)}
@@ -493,6 +493,10 @@ def _segment_extras(results, series_list, clf, dicom_out, overlays, seg, failure
             if clf is not None and getattr(res.measurements, "by_subtype", None) is None:
                 attach_subtypes(res, series, classifier=clf)
             if dicom_out is not None:
+                # inference is over for this series: building a SEG with highdicom is the run's
+                # peak (CQ500: +170 MB), so the arena's idle memory goes back first
+                seg.session.release_memory()
+                release_workers()
                 done = write_dicom_outputs(res, dicom_out, overlays=overlays, stem=f"s{k:02d}",
                                            model_version=seg.spec.version, source=series)
                 if not quiet:

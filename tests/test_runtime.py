@@ -144,3 +144,13 @@ def test_bundled_classifiers_carry_series_thresholds():
         assert series == entry["series_thresholds"], name
         assert all(series[k] >= entry["thresholds"][k] for k in series), name
         assert runtime.get_session(folder / name).spec.series_thresholds == series
+
+
+def test_release_memory_leaves_the_outputs_as_they_were(tiny_model_dir):
+    # one run with onnxruntime's arena shrinkage; the runs after it compute the same
+    session = runtime.get_session(tiny_model_dir / "tiny_segmenter.onnx", device="cpu")
+    size, channels = session.spec.input_size[0], session.spec.channels
+    x = np.random.default_rng(1).uniform(-1000, 2000, (4, size, size, channels))
+    before = session.run(x.astype(np.float32))
+    session.release_memory()
+    np.testing.assert_array_equal(session.run(x.astype(np.float32)), before)
