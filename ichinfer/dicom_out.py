@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import logging
 import os
+import re
+import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +45,8 @@ logger = logging.getLogger(__name__)
 
 
 def require_highdicom():
-    """highdicom, or :class:`MissingDependencyError` naming the extra that installs it."""
+    """highdicom, or :class:`MissingDependencyError` naming the extra that installs it; its
+    table of the standard's modules made lazy (:class:`_ModuleTable`)."""
     try:
         import highdicom
     except ImportError as err:
@@ -50,7 +54,85 @@ def require_highdicom():
             "DICOM SEG / Secondary Capture output needs highdicom, an optional extra: "
             "pip install 'ichinfer[seg]'"
         ) from err
+    _lazy_module_table()
     return highdicom
+
+
+class _ModuleTable(Mapping):
+    """highdicom's table of every module of the standard and its attributes
+    (``_standard/module_attribute_map.json``), parsed one module at a time when asked for.
+
+    highdicom parses the whole 22 MB file into about 60 MiB of Python objects on the first SEG
+    and keeps them for the life of the process, to look up the few modules a SEG or a Secondary
+    Capture copies from its source (patient, study...): with ``--dicom-out`` that was the
+    largest part of the run's peak memory. This keeps the text and where each module's entry
+    lies in it; ``tests/test_dicom_out.py`` checks every module against a full parse."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._spans: dict[str, tuple[int, int]] = {}
+        self._parsed: dict[str, Any] = {}
+        decoder = json.JSONDecoder()
+        ws = re.compile(r"[ \t\n\r]*")
+        i = ws.match(text, 0).end()
+        if text[i] != "{":
+            raise ValueError("not a JSON object")
+        i = ws.match(text, i + 1).end()
+        while text[i] != "}":
+            key, i = decoder.raw_decode(text, i)
+            i = ws.match(text, i).end()
+            if text[i] != ":":
+                raise ValueError(f"no ':' after {key!r}")
+            start = ws.match(text, i + 1).end()
+            _, end = decoder.raw_decode(text, start)  # parsed to find its end, then dropped
+            self._spans[key] = (start, end)
+            i = ws.match(text, end).end()
+            if text[i] == ",":
+                i = ws.match(text, i + 1).end()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._parsed:
+            start, end = self._spans[key]
+            self._parsed[key] = json.loads(self._text[start:end])
+        return self._parsed[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._spans
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._spans)
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+
+_TABLE_LOCK = threading.Lock()
+_TABLE: list[_ModuleTable] = []
+
+
+def _lazy_module_table() -> None:
+    """Point highdicom's ``get_module_attribute_map`` (where its modules imported it) at one
+    :class:`_ModuleTable`, once. A highdicom without that function, or whose file does not
+    parse, is left as it is: only its memory differs."""
+    with _TABLE_LOCK:
+        if _TABLE:
+            return
+        import pkgutil
+        import sys
+
+        try:
+            from highdicom import _standard_utils
+
+            original = _standard_utils.get_module_attribute_map
+            raw = pkgutil.get_data("highdicom", "_standard/module_attribute_map.json")
+            table = _ModuleTable(raw.decode("utf-8"))  # type: ignore[union-attr]
+        except (ImportError, AttributeError, OSError, ValueError, IndexError):
+            return
+        _TABLE.append(table)
+        for name, module in list(sys.modules.items()):
+            if (name == "highdicom" or name.startswith("highdicom.")) and \
+                    getattr(module, "get_module_attribute_map", None) is original:
+                module.get_module_attribute_map = lambda: table
 
 NOT_FOR_DIAGNOSIS = "ichinfer - NOT FOR DIAGNOSIS"
 SEG_SERIES_OFFSET = 9000
@@ -177,7 +259,7 @@ def build_seg(segmentation: SeriesSegmentation, headers: Sequence[Any], *,
     Only the slices with a bleed become frames and are referenced (a SEG's omitted frames are
     empty, so it says the same), and only their masks are stacked: highdicom copies the whole
     stack it is given. With no bleed at all, every slice is an empty frame."""
-    import highdicom as hd
+    hd = require_highdicom()
     from pydicom.sr.codedict import codes
 
     shapes = {sl.mask.shape for sl in segmentation.slices}
@@ -250,7 +332,7 @@ def _sc_image(hd: Any, rgb: np.ndarray, header: Any, orientation: list[float], s
 def build_overlay(rgb: np.ndarray, header: Any, *, series_uid: str, instance_number: int,
                   sop_instance_uid: str | None = None) -> Any:
     """A Secondary Capture image of an RGB overlay, filed with ``header``'s patient and study."""
-    import highdicom as hd
+    hd = require_highdicom()
     from pydicom.dataset import Dataset
 
     orientation = [float(v) for v in header.get("ImageOrientationPatient") or (1, 0, 0, 0, 1, 0)]
@@ -284,7 +366,7 @@ def write_dicom_outputs(
     """Write ``<stem>_seg.dcm`` and ``<stem>_overlays/NNNN.dcm`` (Secondary Capture) in
     ``folder``. ``overlays``: ``bleeding`` (slices with a mask), ``all`` or ``none``.
     ``source`` is the :class:`ichinfer.dicom.Series` (default: the segmentation's own)."""
-    import highdicom as hd
+    hd = require_highdicom()
 
     from ichinfer.overlay import blue_overlay
 

@@ -192,3 +192,25 @@ def test_dicom_out_without_highdicom_is_one_clear_error(phantom_study, tiny_mode
     assert res.exit_code == 2, res.output
     assert "pip install 'ichinfer[seg]'" in res.output
     assert not (out / "summary.json").exists() and not (tmp_path / "dicom").exists()
+
+
+def test_highdicom_module_table_is_the_standard_s_one_parsed_lazily() -> None:
+    """ichinfer points highdicom at a lazy table of the standard's modules (its full parse held
+    ~60 MiB for the life of the process): every module must read as in the full parse."""
+    import json
+    import pkgutil
+
+    from ichinfer.dicom_out import _ModuleTable, require_highdicom
+
+    hd = require_highdicom()
+    import highdicom.base
+    from highdicom import _standard_utils
+
+    raw = pkgutil.get_data("highdicom", "_standard/module_attribute_map.json").decode("utf-8")
+    full = json.loads(raw)
+    table = _standard_utils.get_module_attribute_map()
+    assert isinstance(table, _ModuleTable)
+    assert highdicom.base.get_module_attribute_map() is table and hd is highdicom
+    assert list(table) == list(full) and len(table) == len(full)
+    assert all(table[k] == full[k] for k in full)
+    assert "no-such-module" not in table
