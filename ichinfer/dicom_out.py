@@ -65,11 +65,14 @@ class _ModuleTable(Mapping):
     highdicom parses the whole 22 MB file into about 60 MiB of Python objects on the first SEG
     and keeps them for the life of the process, to look up the few modules a SEG or a Secondary
     Capture copies from its source (patient, study...): with ``--dicom-out`` that was the
-    largest part of the run's peak memory. This keeps the text and where each module's entry
-    lies in it; ``tests/test_dicom_out.py`` checks every module against a full parse."""
+    largest part of the run's peak memory. This keeps where each module's entry lies in the
+    text, and the text itself only where it cannot read it again from ``path`` (an ASCII file,
+    so that characters are bytes); ``tests/test_dicom_out.py`` checks every module against a
+    full parse."""
 
-    def __init__(self, text: str) -> None:
-        self._text = text
+    def __init__(self, text: str, path: str | None = None) -> None:
+        self._path = path if path is not None and text.isascii() else None
+        self._text = text if self._path is None else None
         self._spans: dict[str, tuple[int, int]] = {}
         self._parsed: dict[str, Any] = {}
         decoder = json.JSONDecoder()
@@ -93,7 +96,13 @@ class _ModuleTable(Mapping):
     def __getitem__(self, key: str) -> Any:
         if key not in self._parsed:
             start, end = self._spans[key]
-            self._parsed[key] = json.loads(self._text[start:end])
+            if self._text is not None:
+                entry = self._text[start:end]
+            else:
+                with open(self._path, "rb") as f:  # type: ignore[arg-type]
+                    f.seek(start)
+                    entry = f.read(end - start).decode("ascii")
+            self._parsed[key] = json.loads(entry)
         return self._parsed[key]
 
     def __contains__(self, key: object) -> bool:
@@ -125,8 +134,12 @@ def _lazy_module_table() -> None:
 
             original = _standard_utils.get_module_attribute_map
             raw = pkgutil.get_data("highdicom", "_standard/module_attribute_map.json")
-            table = _ModuleTable(raw.decode("utf-8"))  # type: ignore[union-attr]
-        except (ImportError, AttributeError, OSError, ValueError, IndexError):
+            path = os.path.join(os.path.dirname(_standard_utils.__file__), "_standard",
+                                "module_attribute_map.json")
+            if not os.path.isfile(path) or os.path.getsize(path) != len(raw):  # type: ignore[arg-type]
+                path = None
+            table = _ModuleTable(raw.decode("utf-8"), path)  # type: ignore[union-attr]
+        except (ImportError, AttributeError, OSError, TypeError, ValueError, IndexError):
             return
         _TABLE.append(table)
         for name, module in list(sys.modules.items()):
