@@ -77,19 +77,25 @@ def decode_file(path: str, sizes: Sequence[int]) -> list[np.ndarray]:
     return [to_model_grid(hu, s) for s in sizes]
 
 
+def map_stack(fd: int, n: int, size: int) -> np.ndarray:
+    """The float32 stack ``(n, size, size)`` that the open file ``fd`` holds, mapped shared:
+    what one process writes, every process that maps the file reads."""
+    return np.frombuffer(mmap.mmap(fd, n * size * size * 4), dtype=np.float32).reshape(
+        n, size, size)
+
 
 def decode_into(files: dict[int, str], n: int, start: int, paths: Sequence[str]) -> None:
     """:func:`decode_file` on consecutive slices from ``start``, each written into its row of
-    the stacks of ``n`` slices that ``files`` hold (float32, one file per grid size), which
-    the process that asked maps too: nothing is sent back."""
+    the stacks of ``n`` slices that ``files`` hold (one file per grid size, :func:`map_stack`),
+    which the process that asked maps too: nothing is sent back."""
     stacks = {}
     for s, name in files.items():
         with open(name, "r+b") as f:
-            stacks[s] = np.frombuffer(mmap.mmap(f.fileno(), n * s * s * 4), dtype=np.float32)
+            stacks[s] = map_stack(f.fileno(), n, s)
     sizes = list(files)
     for i, path in enumerate(paths, start):
         for s, g in zip(sizes, decode_file(path, sizes), strict=True):
-            stacks[s].reshape(n, s, s)[i] = g
+            stacks[s][i] = g
 
 
 def write_overlays(items: Sequence[tuple[str, int | None, bytes, tuple[int, int], str]]) -> None:

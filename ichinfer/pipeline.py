@@ -9,7 +9,6 @@ a session in batches without holding more than a batch of inputs at once.
 from __future__ import annotations
 
 import atexit
-import mmap
 import os
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from ichinfer import dicom
 from ichinfer.decode_worker import (
     decode_file,
     decode_into,
+    map_stack,
     shared_folder,
     shared_prefix,
     watch_parent,
@@ -194,7 +194,7 @@ def _shared_stacks(n: int, sizes: list[int]) -> tuple[dict[int, str], dict[int, 
                     os.posix_fallocate(fd, 0, size)
                 else:
                     os.ftruncate(fd, size)
-                stacks[s] = np.frombuffer(mmap.mmap(fd, size), dtype=np.float32).reshape(n, s, s)
+                stacks[s] = map_stack(fd, n, s)
             finally:
                 os.close(fd)
     except OSError:
