@@ -200,7 +200,8 @@ def test_highdicom_module_table_is_the_standard_s_one_parsed_lazily() -> None:
     import json
     import pkgutil
 
-    from ichinfer.dicom_out import _ModuleTable, require_highdicom
+    from ichinfer.dicom_out import require_highdicom
+    from ichinfer.highdicom_table import ModuleTable
 
     hd = require_highdicom()
     import highdicom.base
@@ -209,7 +210,7 @@ def test_highdicom_module_table_is_the_standard_s_one_parsed_lazily() -> None:
     raw = pkgutil.get_data("highdicom", "_standard/module_attribute_map.json").decode("utf-8")
     full = json.loads(raw)
     table = _standard_utils.get_module_attribute_map()
-    assert isinstance(table, _ModuleTable)
+    assert isinstance(table, ModuleTable)
     assert highdicom.base.get_module_attribute_map() is table and hd is highdicom
     assert list(table) == list(full) and len(table) == len(full)
     assert all(table[k] == full[k] for k in full)
