@@ -102,6 +102,10 @@ def tree_pss(root):
             pass
     return total
 peak, done = [0], threading.Event()
+"""
+
+# ... and sampling this process's own tree from a thread while the code after it runs
+_SELF_SAMPLER = """
 def sample():
     while not done.is_set():
         peak[0] = max(peak[0], tree_pss(os.getpid()))
@@ -111,8 +115,8 @@ threading.Thread(target=sample, daemon=True).start()
 
 
 def peak_tree_pss(model_dir: Path, path: Path, processes: int) -> dict:
-    code = _TREE_SAMPLER + _PEAK.format(model_dir=str(model_dir), path=str(path)).replace(
-        "print(", "done.set()\nprint(peak[0], ")
+    run = _PEAK.format(model_dir=str(model_dir), path=str(path))
+    code = _TREE_SAMPLER + _SELF_SAMPLER + run.replace("print(", "done.set()\nprint(peak[0], ")
     from ichinfer.pipeline import DECODE_PROCESSES_ENV
 
     tree, rss, n1, _ = _run(code, env={DECODE_PROCESSES_ENV: str(processes)}).split()
@@ -148,8 +152,7 @@ def peak_rss_cli(model_dir: Path, path: Path, *, dicom_out: bool = False,
         extra = ["--dicom-out", str(Path(tmp) / "dicom")] if dicom_out else []
         if decode_processes is not None:
             extra += ["--decode-processes", str(decode_processes)]
-        code = _TREE_SAMPLER.replace("threading.Thread(target=sample, daemon=True).start()\n",
-                                     "") + _CLI_PEAK.format(
+        code = _TREE_SAMPLER + _CLI_PEAK.format(
             path=str(path), out=str(Path(tmp) / "out"), model_dir=str(model_dir), extra=extra)
         tree, rss, wall = _run(code).split()
     return {"peak_tree_pss_bytes": int(tree), "peak_rss_bytes": int(rss),

@@ -494,7 +494,7 @@ def _segment_extras(results, series_list, clf, dicom_out, overlays, seg, failure
                 attach_subtypes(res, series, classifier=clf)
             if dicom_out is not None:
                 # inference is over for this series: building a SEG with highdicom is the run's
-                # peak (CQ500: +170 MB), so the arena's idle memory goes back first
+                # peak (CQ500: +138 MB over segmenting), so idle memory goes back first
                 seg.session.release_memory()
                 release_workers()
                 done = write_dicom_outputs(res, dicom_out, overlays=overlays, stem=f"s{k:02d}",
