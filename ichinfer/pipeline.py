@@ -9,6 +9,7 @@ a session in batches without holding more than a batch of inputs at once.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import sys
 import tempfile
@@ -45,6 +46,7 @@ PathInput = str | os.PathLike | Sequence[str | os.PathLike]
 DECODE_THREADS_ENV = "ICHINFER_DECODE_THREADS"
 DECODE_PROCESSES_ENV = "ICHINFER_DECODE_PROCESSES"
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def scan_inputs(
@@ -220,7 +222,9 @@ def share_with_workers(fn: Callable[..., None], tasks: Sequence[tuple], workers:
     in this one: this process runs the next task itself whenever every worker has four waiting,
     so both sides stay busy whatever their speeds, and at the end it takes back the tasks no
     worker has started. ``fn`` must be importable by the workers (a module that does not import
-    onnxruntime: :mod:`ichinfer.decode_worker`) and returns nothing worth sending back.
+    onnxruntime: :mod:`ichinfer.decode_worker`), returns nothing worth sending back, and may
+    run twice on a task: where a worker dies (killed, out of memory), this process runs every
+    task the pool did not finish, and the next call starts a new pool.
 
     Four wait per worker because handing one over takes this process's GIL, which the pixel
     codecs hold a slice at a time; with two the worker idled (CQ500 decode: 1.79 s against
@@ -229,14 +233,15 @@ def share_with_workers(fn: Callable[..., None], tasks: Sequence[tuple], workers:
     pool = _process_pool(workers)
     pending: dict[Future, int] = {}
     failed: dict[int, BaseException] = {}
+    lost: list[int] = []  # the tasks of a pool that broke: this process runs them
 
     def collect(futures: Iterable[Future]) -> None:
         for f in futures:
             k = pending.pop(f)
             err = f.exception()
             if isinstance(err, BrokenProcessPool):
-                raise err
-            if err is not None:
+                lost.append(k)
+            elif err is not None:
                 failed[k] = err
 
     def here(k: int) -> None:
@@ -245,30 +250,48 @@ def share_with_workers(fn: Callable[..., None], tasks: Sequence[tuple], workers:
         except Exception as err:  # noqa: BLE001 - raised below, in task order
             failed[k] = err
 
+    def wait_some() -> None:
+        done = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED).done
+        if not done and getattr(pool, "_broken", False):
+            # CPython 3.11 (gh-107219): a task cancelled here before a worker died stops
+            # the pool's thread before it has failed the others, which never finish then
+            lost.extend(pending.values())
+            pending.clear()
+        collect(done)
+
     k = 0
     try:
         while k < len(tasks) and not failed:
-            while k < len(tasks) and len(pending) < 4 * workers:
-                pending[pool.submit(fn, *tasks[k])] = k
+            while not lost and k < len(tasks) and len(pending) < 4 * workers:
+                try:
+                    pending[pool.submit(fn, *tasks[k])] = k
+                except BrokenProcessPool:
+                    lost.append(k)
                 k += 1
             collect([f for f in pending if f.done()])
             if k < len(tasks) and not failed:
                 k += 1
                 here(k - 1)
         while pending:  # at the end, take back the tasks no worker has started yet
-            taken = next((f for f in reversed(pending) if f.cancel()), None)
+            # (not from a broken pool: its thread fails them, and a cancel races with it)
+            broken = lost or getattr(pool, "_broken", False)
+            taken = None if broken else next((f for f in reversed(pending) if f.cancel()), None)
             if taken is not None:
                 j = pending.pop(taken)
                 if not failed:  # one failed: no later task is needed
                     here(j)
             else:
-                collect(wait(pending, return_when=FIRST_COMPLETED).done)
-    except BrokenProcessPool:  # a worker died (killed, out of memory): next time, anew
-        _shutdown_pool(forget=True)
-        raise
+                wait_some()
     finally:
         for f in pending:
             f.cancel()
+    if lost:
+        logger.warning("a decode worker process died: this process ran the %d tasks it left",
+                       len(lost))
+        _shutdown_pool(forget=True, cancel=False)
+        for j in sorted(lost):
+            if not failed or j < min(failed):
+                here(j)
     if failed:
         raise failed[min(failed)]
 
@@ -333,11 +356,13 @@ def _process_pool(processes: int) -> ProcessPoolExecutor:
 
 
 @atexit.register
-def _shutdown_pool(forget: bool = False) -> None:
+def _shutdown_pool(forget: bool = False, cancel: bool = True) -> None:
+    """Shut the pool down (``cancel``: its waiting tasks too; not for a broken pool, whose
+    thread fails them itself and, in CPython 3.11, stops at one cancelled: gh-107219)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is not None and not sys.is_finalizing():
-            _POOL.shutdown(wait=not forget, cancel_futures=True)
+            _POOL.shutdown(wait=not forget, cancel_futures=cancel)
         if forget:
             _POOL = None
 

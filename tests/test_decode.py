@@ -59,22 +59,65 @@ def test_bad_process_count(phantom_study, value, monkeypatch) -> None:
         prepared.decode([32])
 
 
-def test_a_dead_worker_is_replaced(phantom_study, monkeypatch) -> None:
+# CPython 3.11's pool thread fails on a task this process cancelled (take-back) as a worker
+# dies: "Exception in thread" (InvalidStateError; gh-107219, fixed in 3.12). The decode is whole.
+_POOL_THREAD_RACE = pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnhandledThreadExceptionWarning")
+
+
+@_POOL_THREAD_RACE
+def test_a_dead_worker_loses_nothing(phantom_study, monkeypatch) -> None:
+    """A worker killed (out of memory, by hand) between two series or during one: this process
+    decodes what the pool did not, the same pixels, and the next series gets a new pool."""
     import os
     import signal
-    from concurrent.futures.process import BrokenProcessPool
 
     from ichinfer import pipeline
 
     for name, value in WAYS["processes"].items():
         monkeypatch.setenv(name, value)
     series = dicom.read_series(str(phantom_study.folder))
-    PreparedSeries(series).decode([32])
-    for pid in list(pipeline._POOL._processes):  # noqa: SLF001 - the test kills a worker
+    expected = PreparedSeries(series).grid(32)
+    dead = list(pipeline._POOL._processes)  # noqa: SLF001 - the test kills a worker
+    for pid in dead:
         os.kill(pid, signal.SIGKILL)
-    with pytest.raises(BrokenProcessPool):
-        PreparedSeries(series).decode([32])
-    assert len(PreparedSeries(series).grid(32)) == len(series.slices)  # a fresh pool
+    np.testing.assert_array_equal(PreparedSeries(series).grid(32), expected)
+    np.testing.assert_array_equal(PreparedSeries(series).grid(32), expected)
+    pool = pipeline._POOL  # noqa: SLF001 - gone, to be made anew by the next call, or new
+    assert pool is None or not set(pool._processes) & set(dead)  # noqa: SLF001
+
+
+@_POOL_THREAD_RACE
+def test_a_worker_dying_mid_series_loses_nothing(phantom_study, monkeypatch, caplog) -> None:
+    """The pool breaks while tasks are waiting for it: none of them is lost."""
+    import logging
+
+    from ichinfer import decode_worker, pipeline
+
+    for name, value in WAYS["processes"].items():
+        monkeypatch.setenv(name, value)
+    series = dicom.read_series(str(phantom_study.folder))
+    expected = PreparedSeries(series).grid(32)
+    monkeypatch.setattr(pipeline, "decode_into", _die_in_a_worker)
+    with caplog.at_level(logging.WARNING, logger="ichinfer.pipeline"):
+        np.testing.assert_array_equal(PreparedSeries(series).grid(32), expected)
+    assert "a decode worker process died" in caplog.text
+    monkeypatch.setattr(pipeline, "decode_into", decode_worker.decode_into)
+    np.testing.assert_array_equal(PreparedSeries(series).grid(32), expected)
+
+
+def _die_in_a_worker(*task) -> None:
+    """decode_into, except that a worker process running it dies (as the kernel's OOM killer
+    would kill it)."""
+    import multiprocessing
+    import os
+    import signal
+
+    from ichinfer.decode_worker import decode_into
+
+    if multiprocessing.parent_process() is not None:
+        os.kill(os.getpid(), signal.SIGKILL)
+    decode_into(*task)
 
 
 def test_workers_exit_when_the_process_that_made_them_is_killed(phantom_study) -> None:
