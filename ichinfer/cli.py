@@ -440,7 +440,7 @@ def _write_pngs(res, out: Path, prefix: str, overlays: str) -> tuple[list[str], 
         if overlays == "all" or (overlays == "bleeding" and bool(sl.mask.any())):
             drawn.append(f"overlays/{stem}.png")
             draw.append(sl)
-    items = [(sl.path, sl.frame, np.packbits(sl.mask > 0).tobytes(), sl.mask.shape,
+    items = [(res.source.slices[sl.index], np.packbits(sl.mask > 0).tobytes(), sl.mask.shape,
               str(out / png)) for sl, png in zip(draw, drawn, strict=True)] if dicom_files else []
     workers = decode_threads() if dicom_files else 1
 

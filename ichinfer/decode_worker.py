@@ -70,10 +70,10 @@ def watch_parent(pid: int) -> None:
     threading.Thread(target=watch, name="ichinfer-parent-watch", daemon=True).start()
 
 
-def decode_file(path: str, sizes: Sequence[int]) -> list[np.ndarray]:
-    """One single-frame DICOM file to clean HU, then onto each grid size (decode threads and
-    worker processes both call it)."""
-    hu = dicom.read_hu(path)
+def decode_file(info: dicom.SliceInfo, sizes: Sequence[int]) -> list[np.ndarray]:
+    """One scanned single-frame DICOM slice to clean HU (:func:`ichinfer.dicom.read_slice_hu`),
+    then onto each grid size (decode threads and worker processes both call it)."""
+    hu = dicom.read_slice_hu(info)
     return [to_model_grid(hu, s) for s in sizes]
 
 
@@ -84,7 +84,8 @@ def map_stack(fd: int, n: int, size: int) -> np.ndarray:
         n, size, size)
 
 
-def decode_into(files: dict[int, str], n: int, start: int, paths: Sequence[str]) -> None:
+def decode_into(files: dict[int, str], n: int, start: int,
+                infos: Sequence[dicom.SliceInfo]) -> None:
     """:func:`decode_file` on consecutive slices from ``start``, each written into its row of
     the stacks of ``n`` slices that ``files`` hold (one file per grid size, :func:`map_stack`),
     which the process that asked maps too: nothing is sent back."""
@@ -93,17 +94,19 @@ def decode_into(files: dict[int, str], n: int, start: int, paths: Sequence[str])
         with open(name, "r+b") as f:
             stacks[s] = map_stack(f.fileno(), n, s)
     sizes = list(files)
-    for i, path in enumerate(paths, start):
-        for s, g in zip(sizes, decode_file(path, sizes), strict=True):
+    for i, info in enumerate(infos, start):
+        for s, g in zip(sizes, decode_file(info, sizes), strict=True):
             stacks[s][i] = g
 
 
-def write_overlays(items: Sequence[tuple[str, int | None, bytes, tuple[int, int], str]]) -> None:
-    """The blue overlay PNG of each ``(DICOM path, frame, mask as np.packbits bytes, mask shape,
+def write_overlays(
+    items: Sequence[tuple[dicom.SliceInfo, bytes, tuple[int, int], str]],
+) -> None:
+    """The blue overlay PNG of each ``(DICOM slice, mask as np.packbits bytes, mask shape,
     PNG path)``: the slice decoded again (the series is not kept at full resolution)."""
     from ichinfer.overlay import blue_overlay, write_png
 
-    for path, frame, packed, shape, out in items:
+    for info, packed, shape, out in items:
         bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=shape[0] * shape[1])
-        hu = dicom.read_hu(path, frame=frame)
+        hu = dicom.read_slice_hu(info)
         write_png(out, blue_overlay(hu, bits.reshape(shape)))

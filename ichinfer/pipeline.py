@@ -148,7 +148,7 @@ class PreparedSeries:
         if shared is not None:
             files, stacks = shared
             try:
-                _decode_alongside_workers([x.path for x in slices], todo, files, processes - 1)
+                _decode_alongside_workers(list(slices), todo, files, processes - 1)
             finally:
                 for path in files.values():
                     os.unlink(path)  # the mappings stay; the name goes
@@ -158,7 +158,7 @@ class PreparedSeries:
         if workers > 1 and single_frame:
 
             def put(i: int) -> None:
-                for s, g in zip(todo, decode_file(slices[i].path, todo), strict=True):
+                for s, g in zip(todo, decode_file(slices[i], todo), strict=True):
                     stacks[s][i] = g
 
             pool = ThreadPoolExecutor(workers, thread_name_prefix="ichinfer-decode")
@@ -206,14 +206,14 @@ def _shared_stacks(n: int, sizes: list[int]) -> tuple[dict[int, str], dict[int, 
     return files, stacks
 
 
-def _decode_alongside_workers(paths: list[str], sizes: list[int], files: dict[int, str],
-                              workers: int) -> None:
-    """Decode ``paths`` into the stacks that ``files`` hold, in chunks of consecutive slices
+def _decode_alongside_workers(slices: list[dicom.SliceInfo], sizes: list[int],
+                              files: dict[int, str], workers: int) -> None:
+    """Decode ``slices`` into the stacks that ``files`` hold, in chunks of consecutive slices
     shared between this process and ``workers`` worker processes (:func:`share_with_workers`).
     The first failing slice raises (its error names the file)."""
-    n = len(paths)
+    n = len(slices)
     chunk = max(1, min(4, n // (4 * (workers + 1))))
-    tasks = [(files, n, start, paths[start : start + chunk]) for start in range(0, n, chunk)]
+    tasks = [(files, n, start, slices[start : start + chunk]) for start in range(0, n, chunk)]
     share_with_workers(decode_into, tasks, workers)
 
 

@@ -3,11 +3,12 @@
 ``python tests/fuzz_dicom.py WORKDIR MODEL_DIR N_CASES SEED`` builds a few valid CT files (explicit
 and implicit VR, RLE, enhanced multi-frame), makes ``N_CASES`` mutants of them (flipped bytes,
 cut lengths, corrupted tags, VRs and length fields, inserted and deleted bytes), classifies
-each with the tiny test model and prints one JSON report: how each case ended. A case may end in
-a result or an :class:`ichinfer.IchInferError`; anything else, a case over ``CASE_LIMIT_S``
-(``signal.alarm``), or an error message holding a patient identifier is listed as a finding.
-The parent runs this in a subprocess so that a crash (segfault) fails the test instead of pytest;
-``WORKDIR/progress.txt`` names the case that was running.
+each with the tiny test model, reads each that scans both ways (straight from the file and by
+pydicom: the same HU or an error both ways) and prints one JSON report: how each case ended.
+A case may end in a result or an :class:`ichinfer.IchInferError`; anything else, a case over
+``CASE_LIMIT_S`` (``signal.alarm``), or an error message holding a patient identifier is listed
+as a finding. The parent runs this in a subprocess so that a crash (segfault) fails the test
+instead of pytest; ``WORKDIR/progress.txt`` names the case that was running.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import struct
 import sys
 import traceback
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -159,8 +161,38 @@ def run(workdir: Path, model_dir: Path, n_cases: int, seed: int) -> dict:
         leaked = [s for s in SECRETS if s in text]
         if leaked:
             findings.append({"case": case, "base": name, "finding": f"identifier in {text!r}"})
+        differs = _read_both_ways(path)
+        if differs:
+            findings.append({"case": case, "base": name, "finding": differs})
         path.unlink()
     return {"cases": n_cases, "seed": seed, "outcomes": dict(outcomes), "findings": findings}
+
+
+def _read_both_ways(path: Path) -> str:
+    """Where the header scan read a mutant, its slices read straight from the file
+    (:class:`ichinfer.dicom.NativePixels`) must give what pydicom's full read gives: the same
+    HU, or an error both ways. What differs, or ""."""
+    from ichinfer import dicom
+
+    signal.alarm(CASE_LIMIT_S)
+    try:
+        for rec in dicom.read_header(str(path)).records:
+            got = []
+            for read in (partial(dicom.read_slice_hu, rec.info),
+                         partial(dicom.read_hu, path, frame=rec.info.frame)):
+                try:
+                    got.append(read())
+                except ichinfer.IchInferError:
+                    got.append(None)
+            fast, full = got
+            if (fast is None) != (full is None) or (
+                    fast is not None and not np.array_equal(fast, full)):
+                return f"frame {rec.info.frame}: read_slice_hu and read_hu differ"
+    except CaseTimeout as err:
+        return str(err)
+    finally:
+        signal.alarm(0)
+    return ""
 
 
 if __name__ == "__main__":

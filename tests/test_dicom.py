@@ -17,6 +17,7 @@ from dicom_factory import (
     phantom_hu,
     write,
 )
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import UID, JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
 
@@ -158,6 +159,81 @@ def test_unsupported_transfer_syntax(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Uncompressed slices read straight from the file (dicom.NativePixels)
+
+
+def _native_cases() -> dict[str, tuple[Any, bool]]:
+    """name -> (data set, whether the scan may read its pixels without pydicom)."""
+    unsigned = make_ct_dataset(pixels=(PHANTOM + 1024).astype(np.uint16) | 0xF000,
+                               BitsStored=12, PixelRepresentation=0)
+    signed12 = make_ct_dataset(
+        pixels=(PHANTOM.astype(np.int16) & 0x0FFF).astype(np.uint16).view(np.int16),
+        BitsStored=12, RescaleIntercept=0)
+    wrapped = make_ct_dataset(pixels=np.mod(np.maximum(PHANTOM, -1000).astype(np.int32), 4096),
+                              BitsStored=12, PixelRepresentation=0, RescaleIntercept=0)
+    padded = make_ct_dataset(
+        pixels=np.where(PHANTOM < -500, -2000, PHANTOM + 1000).astype(np.int16))
+    padded.add_new(0x00280120, "SS", -2000)  # Pixel Padding Value
+    scaled = make_ct_dataset(pixels=((PHANTOM + 1024) // 2).astype(np.int16), RescaleSlope=2)
+    implicit = make_ct_dataset()
+    implicit.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2")
+    eight = make_ct_dataset(BitsAllocated=8, BitsStored=8, PixelRepresentation=0,
+                            RescaleIntercept=-100)
+    eight.PixelData = (np.clip(PHANTOM + 100, 0, 255).astype(np.uint8) | 0).tobytes()
+    wide = make_ct_dataset(BitsAllocated=32, BitsStored=20)
+    wide.PixelData = ((PHANTOM.astype(np.int32) + 1024) | (0x7FF << 20)).astype("<i4").tobytes()
+    big = make_ct_dataset()
+    big.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.2")  # Explicit VR Big Endian
+    lut = make_ct_dataset(RescaleSlope=None, RescaleIntercept=None)
+    lut.ModalityLUTSequence = [Dataset()]
+    lut.ModalityLUTSequence[0].LUTDescriptor = [4096, 0, 16]
+    lut.ModalityLUTSequence[0].ModalityLUTType = "HU"
+    lut.ModalityLUTSequence[0].add_new(0x00283006, "US", list(range(4096)))  # LUT Data
+    return {
+        "signed 16-bit": (make_ct_dataset(), True),
+        "unsigned 12-bit, garbage above bit 11": (unsigned, True),
+        "signed 12-bit": (signed12, True),
+        "RSNA 12-bit wrap": (wrapped, True),
+        "padding value": (padded, True),
+        "rescale slope 2": (scaled, True),
+        "implicit VR": (implicit, True),
+        "8-bit": (eight, True),
+        "32-bit, 20 stored": (wide, True),
+        "big endian": (big, False),
+        "float pixel data": (make_ct_dataset(pixels=PHANTOM, RescaleIntercept=0), False),
+        "modality LUT": (lut, False),
+    }
+
+
+@pytest.mark.parametrize("case", list(_native_cases()))
+def test_scanned_slice_reads_as_read_hu(tmp_path: Path, case: str) -> None:
+    ds, native = _native_cases()[case]
+    path = write(ds, tmp_path / "a.dcm")
+    (series,) = dicom.scan(path).series
+    info = series.slices[0]
+    assert (info.native is not None) == native
+    expected = dicom.read_hu(path)
+    got = dicom.read_slice_hu(info)
+    assert got.dtype == expected.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(series.load_hu(0), expected)
+
+
+def test_file_changed_since_the_scan_is_read_again(tmp_path: Path) -> None:
+    path = write(make_ct_dataset(), tmp_path / "a.dcm")
+    info = dicom.scan(path).series[0].slices[0]
+    assert info.native is not None
+    ds = make_ct_dataset(pixels=PHANTOM + 1024 + 7)
+    ds.add_new(0x00091010, "LO", "a private element that moves the pixels")
+    write(ds, path)
+    os.utime(path, ns=(info.native.mtime_ns + 10**9, info.native.mtime_ns + 10**9))
+    np.testing.assert_array_equal(dicom.read_slice_hu(info), PHANTOM + 7)
+    os.remove(path)
+    with pytest.raises(InvalidInputError, match="a.dcm.*cannot read file"):
+        dicom.read_slice_hu(info)
+
+
+# ---------------------------------------------------------------------------------------------
 # Multi-frame
 
 
@@ -166,6 +242,7 @@ def test_enhanced_multiframe_frames_become_ordered_slices(tmp_path: Path) -> Non
     ds = make_enhanced_ct_dataset([(-8, -8, z) for z in zs], intercepts=[-1024, -1000] * 2)
     series = dicom.read_series(write(ds, tmp_path / "mf.dcm"))
     assert [s.frame for s in series.slices] == [2, 0, 3, 1]
+    assert all(s.native is None for s in series.slices)  # frames are read by pydicom
     assert series.locations_mm.tolist() == [6.0, 4.0, 2.0, 0.0]
     assert series.spacing_mm == 2.0 and series.orientation == (1, 0, 0, 0, 1, 0)
     assert series.slices[0].pixel_spacing_mm == (0.5, 0.5)
@@ -400,6 +477,17 @@ def test_rsna_sample_hu(shared_data: Path, name: str) -> None:
     assert soft.size > 1000
     assert 0 <= np.median(soft) <= 60
     assert np.median(hu[:8]) < -900  # top rows: air or padding
+
+
+@pytest.mark.shared_data
+def test_rsna_samples_read_straight_from_the_file(shared_data: Path) -> None:
+    """Both RSNA pixel layouts, Implicit and Explicit VR: every sample is read without pydicom
+    after the scan, to the same HU as pydicom's full read."""
+    result = dicom.scan(shared_data / "rsna-samples")
+    for series in result.series:
+        (info,) = series.slices
+        assert info.native is not None, info.path
+        np.testing.assert_array_equal(dicom.read_slice_hu(info), dicom.read_hu(info.path))
 
 
 @pytest.mark.shared_data
