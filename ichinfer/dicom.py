@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.pixels import pixel_array as _decode_pixels
@@ -329,8 +330,51 @@ def stored_to_hu(
 # Reading single values robustly
 
 
+_RAW_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "SH", "TM", "UI"})
+_RAW_INT_VRS = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
+
+
+@functools.cache
+def _tag_and_vr(keyword: str) -> tuple[int | None, str | None]:
+    """A dictionary keyword's tag, and its VR where :func:`_raw_text` can read it (None for
+    other VRs and where the dictionary gives a choice, as "US or SS")."""
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    vr = pydicom.datadict.dictionary_VR(tag) if tag is not None else None
+    return tag, vr if vr in _RAW_TEXT_VRS or vr in _RAW_INT_VRS else None
+
+
+def _raw_text(raw: Any, vr: str) -> str | None:
+    """An element pydicom has not converted yet, as :func:`_text` gives it, from its bytes:
+    strings decoded, binary integers unpacked; None where only pydicom can say."""
+    value = raw.value
+    if not isinstance(value, bytes) or raw.VR not in (None, vr):
+        return None
+    if vr in _RAW_TEXT_VRS:
+        return value.decode("latin-1", errors="replace")
+    code = _RAW_INT_VRS[vr]
+    size = struct.calcsize(code)
+    if len(value) % size:
+        return None
+    ints = struct.unpack(("<" if raw.is_little_endian else ">") + code * (len(value) // size),
+                         value)
+    return "\\".join(str(v) for v in ints)
+
+
 def _text(ds: Dataset, keyword: str) -> str | None:
-    """The element ``keyword`` of ``ds`` as text, tolerant of malformed values."""
+    """The element ``keyword`` of ``ds`` as text, tolerant of malformed values.
+
+    A header element not converted yet is read from its bytes where its VR allows
+    (:func:`_raw_text`): pydicom's conversion, with a validation that a number read here does
+    not need, took a third of a header read (CQ500: 0.96-1.08 ms a file, 0.62 ms without)."""
+    tag, vr = _tag_and_vr(keyword)
+    if tag is not None and vr is not None:
+        raw = ds.get_item(tag, keep_deferred=True)
+        if raw is None:
+            return None
+        if isinstance(raw, RawDataElement):
+            text = _raw_text(raw, vr)
+            if text is not None:
+                return text
     if keyword not in ds:
         return None
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,45 @@ def test_file_changed_since_the_scan_is_read_again(tmp_path: Path) -> None:
     os.remove(path)
     with pytest.raises(InvalidInputError, match="a.dcm.*cannot read file"):
         dicom.read_slice_hu(info)
+
+
+_HEADER_KEYWORDS = {
+    "floats": ["RescaleSlope", "RescaleIntercept", "ImagePositionPatient", "PixelSpacing",
+               "ImageOrientationPatient", "SliceThickness", "InstanceNumber", "Rows",
+               "BitsStored", "PixelRepresentation", "NumberOfFrames", "PixelPaddingValue"],
+    "uid": ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"],
+    "code": ["Modality", "PhotometricInterpretation"],
+    "strings": ["ImageType"],
+}
+
+
+def _header_values(ds) -> dict[str, Any]:
+    read = {"floats": dicom._floats, "uid": dicom._uid, "code": dicom._code,
+            "strings": dicom._strings}
+    return {k: read[kind](ds, k) for kind, keys in _HEADER_KEYWORDS.items() for k in keys}
+
+
+@pytest.mark.parametrize("case", ["explicit", "implicit", "odd strings"])
+def test_header_values_read_from_bytes_as_pydicom_converts_them(tmp_path: Path,
+                                                                case: str) -> None:
+    """dicom._text reads elements pydicom has not converted from their bytes: the same
+    values as after pydicom's conversion."""
+    import pydicom
+
+    ds = make_ct_dataset(ImageType=["ORIGINAL", "PRIMARY", "AXIAL", "HELICAL"])
+    if case == "implicit":
+        ds.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2")
+    if case == "odd strings":
+        ds.add_new(0x00281053, "DS", ["2.000000", "2"])  # Rescale Slope, multi-valued
+        ds.add_new(0x00281052, "DS", " -1024.00 ")  # Rescale Intercept, padded
+        ds.add_new(0x00200013, "IS", " 7")  # Instance Number
+        ds.add_new(0x00280120, "SS", -2000)  # Pixel Padding Value
+    path = write(ds, tmp_path / "a.dcm")
+    raw = pydicom.dcmread(path, stop_before_pixels=True)
+    converted = pydicom.dcmread(path, stop_before_pixels=True)
+    list(converted)  # iterating converts every element
+    assert _header_values(raw) == _header_values(converted)
+    assert _header_values(raw)["RescaleSlope"] == ([2.0, 2.0] if case == "odd strings" else [1.0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,12 +522,21 @@ def test_rsna_sample_hu(shared_data: Path, name: str) -> None:
 @pytest.mark.shared_data
 def test_rsna_samples_read_straight_from_the_file(shared_data: Path) -> None:
     """Both RSNA pixel layouts, Implicit and Explicit VR: every sample is read without pydicom
-    after the scan, to the same HU as pydicom's full read."""
+    after the scan, to the same HU as pydicom's full read, and its header values read from
+    their bytes are those pydicom converts."""
+    import pydicom
+
     result = dicom.scan(shared_data / "rsna-samples")
     for series in result.series:
         (info,) = series.slices
         assert info.native is not None, info.path
         np.testing.assert_array_equal(dicom.read_slice_hu(info), dicom.read_hu(info.path))
+        raw = pydicom.dcmread(info.path, stop_before_pixels=True)
+        converted = pydicom.dcmread(info.path, stop_before_pixels=True)
+        with warnings.catch_warnings():  # RSNA's "ID_..." UIDs are not valid UIDs
+            warnings.simplefilter("ignore")
+            list(converted)  # iterating converts every element
+        assert _header_values(raw) == _header_values(converted), info.path
 
 
 @pytest.mark.shared_data
