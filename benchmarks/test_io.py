@@ -28,12 +28,32 @@ def _read_one(benchmark, path: str) -> None:
     benchmark.extra_info["shape"] = list(hu.shape)
 
 
+def _read_scanned(benchmark, path: str) -> None:
+    """What a series decode reads once the header scan has found the slice's pixels
+    (:func:`ichinfer.dicom.read_slice_hu`: uncompressed pixels straight from the file)."""
+    benchmark.group = "read one slice to HU"
+    (record,) = dicom.read_header(path).records
+    assert record.info.native is not None
+    benchmark.extra_info.update(file=Path(path).name, transfer_syntax=_transfer_syntax(path),
+                                read="read_slice_hu after the header scan")
+    hu = benchmark(dicom.read_slice_hu, record.info)
+    benchmark.extra_info["shape"] = list(hu.shape)
+
+
 def test_read_uncompressed_rsna(benchmark, rsna: Path) -> None:
     _read_one(benchmark, _first(rsna))
 
 
 def test_read_uncompressed_synthetic(benchmark, series40: Path) -> None:
     _read_one(benchmark, _first(series40))
+
+
+def test_read_scanned_uncompressed_rsna(benchmark, rsna: Path) -> None:
+    _read_scanned(benchmark, _first(rsna))
+
+
+def test_read_scanned_uncompressed_synthetic(benchmark, series40: Path) -> None:
+    _read_scanned(benchmark, _first(series40))
 
 
 @pytest.mark.parametrize("decoder", ["pylibjpeg", "gdcm"])
