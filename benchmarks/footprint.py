@@ -209,6 +209,7 @@ def installed_sizes() -> dict:
     own = sum(p.stat().st_size for p in ours.rglob("*.py"))
     gdcm = {k: v for k, v in closure(["python-gdcm"]).items() if k not in runtime}
     return {"runtime_bytes": sum(runtime.values()) + own, "runtime_distributions": runtime,
+            "runtime_versions": {k: metadata.version(k) for k in runtime},
             "gdcm_extra_bytes": sum(gdcm.values()) if gdcm else None,
             "tensorflow_bytes": sum(tf.values()), "tensorflow_distributions": tf,
             "method": "importlib.metadata file sizes of each distribution and its requirements "

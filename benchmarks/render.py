@@ -150,6 +150,12 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
         rows.append(["runtime environment size vs TensorFlow + Keras",
                      f"{share:.0%} ({inst['runtime_bytes'] / 2**20:.0f} MiB vs "
                      f"{inst['tensorflow_bytes'] / 2**20:.0f} MiB)", "≤ 25%", _ok(share <= 0.25)])
+        sizes, versions = inst.get("runtime_distributions", {}), inst.get("runtime_versions", {})
+        largest = sorted(sizes, key=sizes.get, reverse=True)[:3]
+        if versions:
+            rows.append(["its largest distributions", "; ".join(
+                f"{k} {versions.get(k, '?')}: {sizes[k] / 2**20:.0f} MiB" for k in largest),
+                "(no target)", "—"])
     rate = matmul_rate(bench)
     if rate:
         rows.append(["numpy float32 matmul rate (2048³, same run)", f"{rate / 1e9:.0f} GFLOP/s",
