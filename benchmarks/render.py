@@ -293,7 +293,9 @@ def render(bench_path: Path, footprint_path: Path | None, draft: str | None,
         "",
         "FLOP rates are against numpy's float32 matrix multiply in the same run, which is not "
         "the CPU's peak: int8 kernels (VNNI) do four times the operations per instruction, and "
-        "onnxruntime's float32 convolutions can beat that reference, so a rate can exceed 100 %.",
+        "onnxruntime's float32 convolutions can beat that reference, so a rate can exceed 100 %. "
+        "The reference moves with the machine more than onnxruntime's rates do (numpy's matmul "
+        "is tuned per CPU family), so compare rates in GFLOP/s across machines, not fractions.",
         "",
         "Keras' `predict` rounds can fall into two speeds within one run (the raw rounds are in "
         "`bench.json`), so its median moves between runs; a ratio counts as met only when it "
