@@ -54,7 +54,6 @@ __all__ = [
     "HU_MAX",
     "HeaderRead",
     "InputFailure",
-    "NativePixels",
     "ScanResult",
     "Series",
     "SliceInfo",
@@ -130,18 +129,14 @@ _DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 class NativePixels:
     """Where an uncompressed single-frame image keeps its stored values, and how they become
     HU, as its header scan found them: :func:`read_slice_hu` then reads them with one
-    ``numpy.fromfile`` instead of parsing the file again (0.35 ms against 2.1 ms for a
-    512 x 512 slice). ``size`` and ``mtime_ns`` are the file's as scanned: a file changed since
-    is read the full way, :func:`read_hu`."""
+    ``numpy.fromfile`` instead of parsing the file again (0.2-0.3 ms against 0.7-1.0 ms a
+    512 x 512 slice, ``benchmarks/README.md``). ``size`` and ``mtime_ns`` are the file's as
+    scanned: a file changed since is read the full way, :func:`read_hu`."""
 
     offset: int
     dtype: str
     shift: int
-    slope: float
-    intercept: float
-    bits_stored: int
-    pixel_representation: int
-    padding: tuple[float, float] | None
+    params: _PixelParams
     size: int
     mtime_ns: int
 
@@ -885,15 +880,19 @@ def _hu_from_dataset(ds: Dataset, path: str, frame: int | None) -> np.ndarray:
     if stored.ndim != 2:
         raise InvalidInputError(f"decoded pixel array has shape {stored.shape}", path=path)
     params = _pixel_params(ds, index)
-    slope, intercept = params.slope, params.intercept
     if params.use_modality_lut:
         stored = apply_modality_lut(stored, ds)
-        slope, intercept = 1.0, 0.0
+        params = replace(params, slope=1.0, intercept=0.0)
+    return _params_to_hu(stored, params, path)
+
+
+def _params_to_hu(stored: np.ndarray, params: _PixelParams, path: str) -> np.ndarray:
+    """:func:`stored_to_hu` with one image's parameters; its refusal names the file."""
     try:
         return stored_to_hu(
             stored,
-            slope=slope,
-            intercept=intercept,
+            slope=params.slope,
+            intercept=params.intercept,
             bits_stored=params.bits_stored,
             pixel_representation=params.pixel_representation,
             padding=params.padding,
@@ -906,29 +905,28 @@ def read_slice_hu(info: SliceInfo) -> np.ndarray:
     """:func:`read_hu` of a scanned slice: the same HU, read straight from the file where the
     scan found uncompressed pixels (:class:`NativePixels`) and the file is unchanged."""
     native = info.native
-    if native is not None and info.frame is None:
-        try:
-            st = os.stat(info.path)
-        except OSError:
-            st = None  # read_hu says why
-        if st is not None and (st.st_size, st.st_mtime_ns) == (native.size, native.mtime_ns):
-            with _reading(info.path):
-                count = info.rows * info.columns
-                stored = np.fromfile(info.path, dtype=native.dtype, count=count,
-                                     offset=native.offset)
-                if stored.size == count:
-                    if native.shift:  # as pydicom: the bits above (0028,0101) Bits Stored
-                        np.left_shift(stored, native.shift, out=stored)
-                        np.right_shift(stored, native.shift, out=stored)
-                    return stored_to_hu(
-                        stored.reshape(info.rows, info.columns),
-                        slope=native.slope,
-                        intercept=native.intercept,
-                        bits_stored=native.bits_stored,
-                        pixel_representation=native.pixel_representation,
-                        padding=native.padding,
-                    )
-    return read_hu(info.path, frame=info.frame)
+    hu = _read_native(info, native) if native is not None else None
+    return hu if hu is not None else read_hu(info.path, frame=info.frame)
+
+
+def _read_native(info: SliceInfo, native: NativePixels) -> np.ndarray | None:
+    """The HU of ``native``'s pixels, or None where the file is not as scanned (then
+    :func:`read_hu` reads it, or says why it cannot)."""
+    try:
+        st = os.stat(info.path)
+    except OSError:
+        return None
+    if (st.st_size, st.st_mtime_ns) != (native.size, native.mtime_ns):
+        return None
+    count = info.rows * info.columns
+    with _reading(info.path):
+        stored = np.fromfile(info.path, dtype=native.dtype, count=count, offset=native.offset)
+    if stored.size != count:
+        return None
+    if native.shift:  # as pydicom does: the bits above (0028,0101) Bits Stored are not data
+        np.left_shift(stored, native.shift, out=stored)
+        np.right_shift(stored, native.shift, out=stored)
+    return _params_to_hu(stored.reshape(info.rows, info.columns), native.params, info.path)
 
 
 def _native_pixels(ds: Dataset, path: str, offset: int | None) -> NativePixels | None:
@@ -959,11 +957,7 @@ def _native_pixels(ds: Dataset, path: str, offset: int | None) -> NativePixels |
         offset=offset,
         dtype=f"<{'i' if representation else 'u'}{allocated // 8}",
         shift=allocated - stored,
-        slope=params.slope,
-        intercept=params.intercept,
-        bits_stored=params.bits_stored,
-        pixel_representation=params.pixel_representation,
-        padding=params.padding,
+        params=params,
         size=st.st_size,
         mtime_ns=st.st_mtime_ns,
     )
