@@ -113,7 +113,17 @@ def machine_facts() -> dict:
         "onnxruntime": ort.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
+        **{name: _version(name) for name in ("pydicom", "opencv-python-headless")},
     }
+
+
+def _version(distribution: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:

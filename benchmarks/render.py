@@ -276,8 +276,10 @@ def render(bench_path: Path, footprint_path: Path | None, draft: str | None,
                       f"{ich.get('logical_cpus', '?')} logical"],
             ["load average at start (1, 5, 15 min)",
              ", ".join(f"{v:.1f}" for v in ich.get("load_average_at_start") or [])],
-            ["software", f"python {mi.get('python_version', '?')}, onnxruntime "
-                         f"{ich.get('onnxruntime', '?')}, numpy {ich.get('numpy', '?')}"],
+            ["software", ", ".join(
+                [f"python {mi.get('python_version', '?')}", f"onnxruntime "
+                 f"{ich.get('onnxruntime', '?')}", f"numpy {ich.get('numpy', '?')}"]
+                + [f"{k} {ich[k]}" for k in ("pydicom", "opencv-python-headless") if ich.get(k)])],
             ["models", str(ich.get("model_dir", "?"))],
             ["commit", str(data.get("commit_info", {}).get("id", "?"))[:12]
              + (" (dirty)" if data.get("commit_info", {}).get("dirty") else "")],
