@@ -238,7 +238,8 @@ def details(bench: Bench) -> str:
             info = b["extra_info"]
             notes = []
             for key in ("engine", "provider", "intra_op_threads", "lanes", "transfer_syntax",
-                        "decode_threads", "decode_processes", "jpeg_lossless_decoder", "slices"):
+                        "read", "decode_threads", "decode_processes", "jpeg_lossless_decoder",
+                        "slices"):
                 if key in info:
                     notes.append(f"{key}={info[key]}")
             if "stages_s" in info:

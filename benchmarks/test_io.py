@@ -21,22 +21,19 @@ def _transfer_syntax(path: str) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID.name)
 
 
-def _read_one(benchmark, path: str) -> None:
+def _read_one(benchmark, path: str, *, scanned: bool = False) -> None:
+    """``read_hu`` of one file, or (``scanned``) what a series decode reads once the header
+    scan has found the slice's pixels (:func:`ichinfer.dicom.read_slice_hu`: uncompressed
+    pixels straight from the file)."""
     benchmark.group = "read one slice to HU"
     benchmark.extra_info.update(file=Path(path).name, transfer_syntax=_transfer_syntax(path))
-    hu = benchmark(dicom.read_hu, path)
-    benchmark.extra_info["shape"] = list(hu.shape)
-
-
-def _read_scanned(benchmark, path: str) -> None:
-    """What a series decode reads once the header scan has found the slice's pixels
-    (:func:`ichinfer.dicom.read_slice_hu`: uncompressed pixels straight from the file)."""
-    benchmark.group = "read one slice to HU"
-    (record,) = dicom.read_header(path).records
-    assert record.info.native is not None
-    benchmark.extra_info.update(file=Path(path).name, transfer_syntax=_transfer_syntax(path),
-                                read="read_slice_hu after the header scan")
-    hu = benchmark(dicom.read_slice_hu, record.info)
+    if scanned:
+        (record,) = dicom.read_header(path).records
+        assert record.info.native is not None
+        benchmark.extra_info["read"] = "read_slice_hu after the header scan"
+        hu = benchmark(dicom.read_slice_hu, record.info)
+    else:
+        hu = benchmark(dicom.read_hu, path)
     benchmark.extra_info["shape"] = list(hu.shape)
 
 
@@ -49,11 +46,11 @@ def test_read_uncompressed_synthetic(benchmark, series40: Path) -> None:
 
 
 def test_read_scanned_uncompressed_rsna(benchmark, rsna: Path) -> None:
-    _read_scanned(benchmark, _first(rsna))
+    _read_one(benchmark, _first(rsna), scanned=True)
 
 
 def test_read_scanned_uncompressed_synthetic(benchmark, series40: Path) -> None:
-    _read_scanned(benchmark, _first(series40))
+    _read_one(benchmark, _first(series40), scanned=True)
 
 
 @pytest.mark.parametrize("decoder", ["pylibjpeg", "gdcm"])

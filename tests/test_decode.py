@@ -60,7 +60,7 @@ def test_bad_process_count(phantom_study, value, monkeypatch) -> None:
 
 
 # CPython 3.11's pool thread fails on a task this process cancelled (take-back) as a worker
-# dies: "Exception in thread" (InvalidStateError; gh-107219, fixed in 3.12). The decode is whole.
+# dies: "Exception in thread" (InvalidStateError; gh-107219, fixed after 3.11). The decode is whole.
 _POOL_THREAD_RACE = pytest.mark.filterwarnings(
     "ignore::pytest.PytestUnhandledThreadExceptionWarning")
 
