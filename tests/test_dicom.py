@@ -180,7 +180,7 @@ def _native_cases() -> dict[str, tuple[Any, bool]]:
     implicit.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2")
     eight = make_ct_dataset(BitsAllocated=8, BitsStored=8, PixelRepresentation=0,
                             RescaleIntercept=-100)
-    eight.PixelData = (np.clip(PHANTOM + 100, 0, 255).astype(np.uint8) | 0).tobytes()
+    eight.PixelData = np.clip(PHANTOM + 100, 0, 255).astype(np.uint8).tobytes()
     wide = make_ct_dataset(BitsAllocated=32, BitsStored=20)
     wide.PixelData = ((PHANTOM.astype(np.int32) + 1024) | (0x7FF << 20)).astype("<i4").tobytes()
     big = make_ct_dataset()
