@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pydicom
@@ -455,20 +455,29 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
     return 0x0002 <= group_le <= 0x0010 or group_be == 0x0008
 
 
+class _PixelsAt(NamedTuple):
+    """Where a native (7FE0,0010) Pixel Data's value starts, in the file as it was read."""
+
+    offset: int
+    size: int
+    mtime_ns: int
+
+
 def _read_dataset(
     path: str, *, stop_before_pixels: bool
-) -> tuple[Dataset, bool | None, int | None]:
+) -> tuple[Dataset, bool | None, _PixelsAt | None]:
     """Read ``path``; return the data set, whether (7FE0,0010) Pixel Data follows it, and
     where the value of a native (not encapsulated) Pixel Data starts in the file.
 
     The second value is None when it could not be checked (deflated files) and is always
     True for a full read that found pixel data; the third is known only after a
-    ``stop_before_pixels`` read.
+    ``stop_before_pixels`` read, with the file's size and mtime taken before reading it.
     """
-    offset = None
+    at = None
     try:
-        size = os.path.getsize(path)
         with open(path, "rb") as fp:
+            st = os.fstat(fp.fileno())
+            size = st.st_size
             head = fp.read(132)
             fp.seek(0)
             preamble = head[128:132] == b"DICM"
@@ -479,6 +488,8 @@ def _read_dataset(
             ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=True)
             if stop_before_pixels:
                 has_pixels, offset = _pixel_element_follows(fp, ds, size, path)
+                if offset is not None:
+                    at = _PixelsAt(offset, size, st.st_mtime_ns)
             else:
                 has_pixels = any(k in ds for k in _PIXEL_KEYWORDS)
     except IchInferError:
@@ -494,7 +505,7 @@ def _read_dataset(
     if not preamble and not any(k in ds for k in ("SOPClassUID", "Modality", "Rows")):
         raise NotDicomError("not a DICOM file (no recognisable data set)", path=path)
     _ensure_transfer_syntax(ds)
-    return ds, has_pixels, offset
+    return ds, has_pixels, at
 
 
 def _ensure_transfer_syntax(ds: Dataset) -> None:
@@ -929,11 +940,12 @@ def _read_native(info: SliceInfo, native: NativePixels) -> np.ndarray | None:
     return _params_to_hu(stored.reshape(info.rows, info.columns), native.params, info.path)
 
 
-def _native_pixels(ds: Dataset, path: str, offset: int | None) -> NativePixels | None:
-    """How :func:`read_slice_hu` can read this single-frame image without pydicom, or None
-    where only pydicom's full read gives the same values: compressed, big-endian or
-    multi-frame data, a Modality LUT, unusual bit depths, an attribute missing."""
-    if offset is None or _is_multiframe(ds) or _number_of_frames(ds) != 1:
+def _native_pixels(ds: Dataset, params: _PixelParams, at: _PixelsAt | None) -> NativePixels | None:
+    """How :func:`read_slice_hu` can read this single-frame image (``params``: its pixel
+    parameters) without pydicom, or None where only pydicom's full read gives the same values:
+    compressed, big-endian or multi-frame data, a Modality LUT, unusual bit depths, an
+    attribute missing."""
+    if at is None or params.use_modality_lut or _is_multiframe(ds) or _number_of_frames(ds) != 1:
         return None
     if _transfer_syntax(ds) not in (pydicom.uid.ImplicitVRLittleEndian,
                                     pydicom.uid.ExplicitVRLittleEndian):
@@ -946,20 +958,13 @@ def _native_pixels(ds: Dataset, path: str, offset: int | None) -> NativePixels |
         return None
     if _int(ds, "SamplesPerPixel") != 1 or not _code(ds, "PhotometricInterpretation"):
         return None  # pydicom's read fails without them
-    params = _pixel_params(ds, None)
-    if params.use_modality_lut:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
     return NativePixels(
-        offset=offset,
+        offset=at.offset,
         dtype=f"<{'i' if representation else 'u'}{allocated // 8}",
         shift=allocated - stored,
         params=params,
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
+        size=at.size,
+        mtime_ns=at.mtime_ns,
     )
 
 
@@ -987,10 +992,10 @@ class _Record:
 
 
 def _records_from_header(
-    ds: Dataset, path: str, native: NativePixels | None = None
+    ds: Dataset, path: str, pixels_at: _PixelsAt | None = None
 ) -> list[_Record]:
-    """One record per image in a header-only data set (``native``: its single frame's
-    uncompressed pixels, :func:`_native_pixels`)."""
+    """One record per image in a header-only data set (``pixels_at``: where its native pixel
+    data starts, for :func:`_native_pixels`)."""
     study = _uid(ds, "StudyInstanceUID")
     series = _uid(ds, "SeriesInstanceUID")
     sop = _uid(ds, "SOPInstanceUID") or os.path.basename(path)
@@ -999,7 +1004,8 @@ def _records_from_header(
     records = []
     for frame in frames:
         groups = _frame_groups(ds, frame)
-        notes = list(_pixel_params(ds, frame).notes)
+        params = _pixel_params(ds, frame)
+        notes = list(params.notes)
         if not study:
             notes.append("no (0020,000D) Study Instance UID")
         position = _frame_vector(ds, groups, "PlanePositionSequence", "ImagePositionPatient", 3)
@@ -1029,7 +1035,7 @@ def _records_from_header(
             rows=rows,
             columns=columns,
             slice_thickness_mm=thickness,
-            native=native if frame is None else None,
+            native=_native_pixels(ds, params, pixels_at) if frame is None else None,
         )
         records.append(_Record(info, study, series, _valid_orientation(orientation), tuple(notes)))
     return records
@@ -1048,12 +1054,12 @@ def _valid_orientation(value: tuple[float, ...] | None) -> tuple[float, ...] | N
 def _read_records(path: str) -> list[_Record]:
     """Header-only read of one file; raises for anything that is not a usable CT image."""
     with _reading(path):
-        ds, has_pixels, offset = _read_dataset(path, stop_before_pixels=True)
+        ds, has_pixels, pixels_at = _read_dataset(path, stop_before_pixels=True)
         _check_image(ds, path, has_pixels)
         if _is_localizer(ds):
             raise NotAnImageError("localizer/scout image ((0008,0008) Image Type)", path=path)
         _check_decoder(ds, path)
-        return _records_from_header(ds, path, _native_pixels(ds, path, offset))
+        return _records_from_header(ds, path, pixels_at)
 
 
 # --------------------------------------------------------------------------------------------
