@@ -930,8 +930,10 @@ def _read_native(info: SliceInfo, native: NativePixels) -> np.ndarray | None:
     if (st.st_size, st.st_mtime_ns) != (native.size, native.mtime_ns):
         return None
     count = info.rows * info.columns
-    with _reading(info.path):
+    try:
         stored = np.fromfile(info.path, dtype=native.dtype, count=count, offset=native.offset)
+    except OSError:
+        return None  # read_hu says why, as for any file it cannot read
     if stored.size != count:
         return None
     if native.shift:  # as pydicom does: the bits above (0028,0101) Bits Stored are not data
