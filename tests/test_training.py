@@ -339,3 +339,34 @@ def test_tversky_loss_is_the_dice_loss_at_one_half_and_weighs_misses_above():
     assert gaps[0] < gaps[1] < gaps[2]
     with pytest.raises(ValueError):
         tversky_bce(1.0)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_bn_fine_tunes_the_convolutions_alone(trained, phantom_data, tmp_path, freeze):
+    """--freeze-bn: batch normalisations keep their scale, shift and statistics (in inference
+    mode, as a checkpoint of export/from_onnx.py needs them) while the convolutions learn;
+    without it the statistics move."""
+    import keras
+
+    from training import train_segmenter
+
+    out = tmp_path / "ft.keras"
+    args = [
+        "--data", str(phantom_data), "--epochs", "1", *TINY, "--crop", "16", "--lr", "1e-2",
+        "--init", str(trained / "densenet_unet.keras"), "--out", str(out),
+        *(["--freeze-bn"] if freeze else []),
+    ]  # fmt: skip
+    assert train_segmenter.main(args) == 0
+    start = keras.models.load_model(trained / "densenet_unet.keras", compile=False)
+    tuned = keras.models.load_model(out, compile=False)
+    bn_same, conv_same = [], []
+    for a, b in zip(start.layers, tuned.layers, strict=True):
+        same = all(np.array_equal(np.asarray(u), np.asarray(v))
+                   for u, v in zip(a.weights, b.weights, strict=True))
+        if isinstance(a, keras.layers.BatchNormalization):
+            bn_same.append(same)
+        elif isinstance(a, keras.layers.Conv2D):
+            conv_same.append(same)
+    assert bn_same and conv_same
+    assert not all(conv_same)
+    assert all(bn_same) if freeze else not any(bn_same)

@@ -69,6 +69,13 @@ def base_parser(
         help="start from this checkpoint's weights (same architecture), e.g. to fine-tune",
     )
     p.add_argument(
+        "--freeze-bn",
+        action="store_true",
+        help="keep every batch normalisation in inference mode, its scale and shift fixed: for "
+        "fine-tuning a checkpoint of export/from_onnx.py, whose batch normalisations hold the "
+        "folded scale and shift of the ONNX file, not statistics a batch could re-estimate",
+    )
+    p.add_argument(
         "--time-budget",
         type=float,
         default=None,
@@ -141,6 +148,24 @@ def init_weights(args: argparse.Namespace, model) -> None:
     source = keras.models.load_model(args.init, compile=False)
     model.set_weights(source.get_weights())
     log.info("weights from %s", args.init)
+
+
+def freeze_batch_norm(args: argparse.Namespace, model) -> int:
+    """``--freeze-bn``: every BatchNormalization of ``model`` untrainable, which in Keras 3 also
+    runs it in inference mode (moving statistics, not the batch's). Returns how many."""
+    if not getattr(args, "freeze_bn", False):
+        return 0
+    import keras
+
+    layers, stack = [], list(model.layers)
+    while stack:  # nested models included
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []))
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+            layers.append(layer)
+    log.info("%d batch normalisations frozen (--freeze-bn)", len(layers))
+    return len(layers)
 
 
 def learning_rate(args: argparse.Namespace, steps: int):

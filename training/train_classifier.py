@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             else build(args.image_size, context=context)
         )
         common.init_weights(args, model)
+        common.freeze_batch_norm(args, model)
         lr = common.learning_rate(args, len(train_b) * args.epochs)
         model.compile(optimizer=keras.optimizers.Adam(lr), loss=weighted_bce)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         crop = args.crop or args.image_size
         train_model = ARCHITECTURES[args.arch](crop, context=args.context)
         common.init_weights(args, train_model)
+        common.freeze_batch_norm(args, train_model)
         lr = common.learning_rate(args, len(train_b) * args.epochs)
         train_model.compile(optimizer=keras.optimizers.Adam(lr), loss=tversky_bce(args.fn_weight))
 
