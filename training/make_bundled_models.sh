@@ -295,6 +295,29 @@ python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
 python training/hard_negatives.py --data "${PROXY6[@]}" --segmenters \
     models/densenet_unet.onnx runs/ft13/models/densenet_unet.onnx
 
+# L. stage K's question from what a fresh checkout has (training/trials/selection-l-rule.md):
+# stage H's weights recovered from its ONNX file, batch normalisations frozen in inference mode
+# (they hold the folded scale and shift), missed pixels weighted 0.7, stage J's folders (35 min)
+mkdir -p runs/ft14
+python export/from_onnx.py --model-dir models --out runs/bundled densenet_unet
+python training/train_segmenter.py --data "${DJ[@]}" --init runs/bundled/densenet_unet.keras \
+    --freeze-bn --fn-weight 0.7 --lr 3e-4 --epochs 30 --time-budget 2100 --image-size 192 \
+    --crop 96 --batch-size 16 --positive-fraction 0.5 --out runs/ft14/densenet_unet.keras \
+    --data-note "$SEG_D then 55% bleeding slices; \
+then on ft-3300, ft-3301, ft-3400, ft-3401 (ridged thin skull-base floors, head roll, \
+whole-head thin series), 50% bleeding slices; then, from the weights recovered from that \
+model's ONNX file with batch normalisation frozen, on ft-3300 to ft-3501 (head follows the \
+gantry tilt, bowl-shaped middle fossae), 50% bleeding slices, lr 3e-4, Tversky loss with \
+missed pixels weighted 0.7"
+python export/to_onnx.py --classifier /nonexistent --segmenter runs/ft14/densenet_unet.keras \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --mask-threshold 0.65 \
+    --out runs/ft14/models
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
+    --models models/densenet_unet.onnx runs/ft14/models/densenet_unet.onnx \
+    --mask-thresholds 0.65 --digits 5
+python training/hard_negatives.py --data "${PROXY6[@]}" --segmenters \
+    models/densenet_unet.onnx runs/ft14/models/densenet_unet.onnx
+
 # export the chosen models: stage G's classifier, stage H's segmenter at the mask threshold of
 # selection-j.md (parity check; int8 variants kept only if they hold accuracy; series
 # thresholds on the four validation seeds, training/trials/series-thresholds-rule.md)
