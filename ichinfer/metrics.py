@@ -83,3 +83,42 @@ def specificity_threshold(y_true: np.ndarray, y_score: np.ndarray, specificity: 
     if k >= neg.size:
         return float(np.nextafter(neg[-1], np.inf))
     return float(np.nextafter(neg[k - 1], np.inf)) if k > 0 else float(neg[0])
+
+
+def series_bootstrap(
+    statistic,
+    groups: np.ndarray,
+    *arrays: np.ndarray,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, int]:
+    """Percentile interval of ``statistic(*arrays)`` when whole series are resampled.
+
+    ``groups`` names each row's series (or patient). Slices of one series are not independent
+    (neighbours share anatomy, and a bleed spans several), so an interval that resamples slices
+    is too narrow; this one draws series with replacement, keeping each series' rows together,
+    ``resamples`` times. Draws where the statistic is undefined (NaN: e.g. an AUC when no drawn
+    series has the label) are left out. Returns ``(low, high, draws used)``; ``(nan, nan, 0)``
+    when no draw was defined. Deterministic for a given ``seed``.
+    """
+    g = np.asarray(groups).ravel()
+    arrays = tuple(np.asarray(a) for a in arrays)
+    if any(len(a) != len(g) for a in arrays):
+        raise ValueError("series_bootstrap: every array needs one row per entry of groups")
+    _, codes = np.unique(g, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(codes))]
+    members = [order[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+    rng = np.random.default_rng(seed)
+    values = []
+    for draw in rng.integers(0, len(members), size=(resamples, len(members))):
+        rows = np.concatenate([members[i] for i in draw])
+        v = float(statistic(*(a[rows] for a in arrays)))
+        if not np.isnan(v):
+            values.append(v)
+    if not values:
+        return float("nan"), float("nan"), 0
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high), len(values)

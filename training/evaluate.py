@@ -35,12 +35,25 @@ from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import (  # noqa: E402
     roc_auc,
     sensitivity_specificity,
+    series_bootstrap,
     weighted_log_loss,
 )
 from ichinfer.preprocess import dense_prior  # noqa: E402
 from training.data import read_rsna_labels  # noqa: E402
 
 KNOWN_NEGATIVE_RSNA = ("ID_63eb1e259", "ID_0000aee4b", "ID_0000f1657")
+# an interval needs this many series with the label (fewer: the draws barely vary what matters)
+MIN_SERIES_FOR_INTERVAL = 3
+INTERVAL = "95 % percentile interval, 2 000 draws of whole series with replacement (seed 0)"
+
+
+def _interval(statistic, groups, *arrays, positive_series: int | None = None) -> list | None:
+    """``[low, high]`` of ``statistic`` by :func:`ichinfer.metrics.series_bootstrap`; None when
+    fewer than ``MIN_SERIES_FOR_INTERVAL`` series carry the label."""
+    if positive_series is not None and positive_series < MIN_SERIES_FOR_INTERVAL:
+        return None
+    low, high, used = series_bootstrap(statistic, groups, *arrays)
+    return None if used == 0 else [low, high]
 
 
 def evaluate_classifier(path: Path, data: Path) -> dict:
@@ -49,18 +62,29 @@ def evaluate_classifier(path: Path, data: Path) -> dict:
     t0 = time.time()
     result = clf.classify(data / "stage_2_train", on_error="collect")
     seconds = time.time() - t0
-    ys, ps = [], []
-    for s in result.slices:
-        y = labels.get(Path(s.path).name.removesuffix(".dcm"))
-        if y is not None and not np.isnan(y).any():
-            ys.append(y)
-            ps.append([s.probabilities[k] for k in LABELS])
-    y, p = np.asarray(ys), np.asarray(ps)
+    ys, ps, groups = [], [], []
+    for series in result.series:
+        for s in series.slices:
+            y = labels.get(Path(s.path).name.removesuffix(".dcm"))
+            if y is not None and not np.isnan(y).any():
+                ys.append(y)
+                ps.append([s.probabilities[k] for k in LABELS])
+                groups.append(series.series_uid)
+    y, p, g = np.asarray(ys), np.asarray(ps), np.asarray(groups)
+    positive_series = {
+        k: len(set(g[y[:, i] == 1])) if len(y) else 0 for i, k in enumerate(LABELS)
+    }
     out = {
         "model": path.name,
         "slices": len(y),
         "positive_slices": {k: int(y[:, i].sum()) for i, k in enumerate(LABELS)},
+        "positive_series": positive_series,
         "auc": {k: roc_auc(y[:, i], p[:, i]) for i, k in enumerate(LABELS)},
+        "auc_ci95": {
+            k: _interval(roc_auc, g, y[:, i], p[:, i], positive_series=positive_series[k])
+            for i, k in enumerate(LABELS)
+        },
+        "interval": INTERVAL,
         "weighted_log_loss": weighted_log_loss(y, p),
         "seconds": round(seconds, 1),
     }
@@ -119,6 +143,7 @@ def evaluate_segmenter(path: Path, data: Path, **settings) -> dict:
     seconds = time.time() - t0
     inter = total = p_inter = p_total = 0
     per, per_prior = [], []
+    parts, groups = [], []  # per slice, for the intervals: (overlap, sizes) twice, has a bleed
     volumes = []
     truth_volumes = _truth_volumes(data)
     for series in result.series:
@@ -128,6 +153,8 @@ def evaluate_segmenter(path: Path, data: Path, **settings) -> dict:
             a, b = _dice_parts(truth, sl.mask > 0)
             c, d = _dice_parts(truth, prior)
             inter, total, p_inter, p_total = inter + a, total + b, p_inter + c, p_total + d
+            parts.append((a, b, c, d, int(truth.any())))
+            groups.append(series.series_uid)
             if truth.any():
                 per.append(2 * a / b)
                 per_prior.append(2 * c / d)
@@ -135,10 +162,22 @@ def evaluate_segmenter(path: Path, data: Path, **settings) -> dict:
         if true_ml is not None and true_ml > 0.5:
             volumes.append((true_ml, series.volume_ml))
     rel = [abs(v - t) / t for t, v in volumes if v is not None]
+    parts_a = np.asarray(parts, dtype=np.float64).reshape(-1, 5)
+    bleeding_series = len({gr for gr, row in zip(groups, parts, strict=True) if row[4]})
+
+    def pooled(first: int):  # pooled Dice of columns (overlap, sizes); NaN for a bleed-free draw
+        return lambda c: 2 * c[:, first].sum() / c[:, first + 1].sum() if c[:, 4].any() else np.nan
+
     return {
         "model": path.name,
         "slices": len(result.slices),
+        "bleeding_series": bleeding_series,
         "dice_pooled": 2 * inter / max(total, 1),
+        "dice_pooled_ci95": _interval(pooled(0), groups, parts_a, positive_series=bleeding_series),
+        "plain_masking_dice_pooled_ci95": _interval(
+            pooled(2), groups, parts_a, positive_series=bleeding_series
+        ),
+        "interval": INTERVAL,
         "dice_mean_bleeding_slices": float(np.mean(per)) if per else None,
         "plain_masking_dice_pooled": 2 * p_inter / max(p_total, 1),
         "plain_masking_dice_mean_bleeding_slices": float(np.mean(per_prior)) if per_prior else None,
