@@ -85,36 +85,53 @@ def specificity_threshold(y_true: np.ndarray, y_score: np.ndarray, specificity: 
     return float(np.nextafter(neg[k - 1], np.inf)) if k > 0 else float(neg[0])
 
 
+def weighted_auc(y_true: np.ndarray, y_score: np.ndarray):
+    """ROC AUC as a function of per-row weights: ``f(w)`` is :func:`roc_auc` of the rows each
+    counted ``w`` times (ties half), NaN when a class weighs nothing. The scores are sorted once,
+    so :func:`series_bootstrap` can call it thousands of times on a large set."""
+    y = np.asarray(y_true).astype(bool).ravel()
+    _, level = np.unique(np.asarray(y_score, dtype=np.float64).ravel(), return_inverse=True)
+    n_levels = int(level.max()) + 1 if level.size else 0
+
+    def auc(weights: np.ndarray) -> float:
+        w = np.asarray(weights, dtype=np.float64)
+        wp = np.bincount(level, weights=np.where(y, w, 0.0), minlength=n_levels)
+        wn = np.bincount(level, weights=np.where(y, 0.0, w), minlength=n_levels)
+        n_pos, n_neg = wp.sum(), wn.sum()
+        if n_pos <= 0 or n_neg <= 0:
+            return float("nan")
+        below = np.cumsum(wn) - wn  # negative weight strictly below each score level
+        return float((wp * (below + 0.5 * wn)).sum() / (n_pos * n_neg))
+
+    return auc
+
+
 def series_bootstrap(
     statistic,
     groups: np.ndarray,
-    *arrays: np.ndarray,
+    *,
     resamples: int = 2000,
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float, int]:
-    """Percentile interval of ``statistic(*arrays)`` when whole series are resampled.
+    """Percentile interval of a figure when whole series are resampled.
 
-    ``groups`` names each row's series (or patient). Slices of one series are not independent
-    (neighbours share anatomy, and a bleed spans several), so an interval that resamples slices
-    is too narrow; this one draws series with replacement, keeping each series' rows together,
-    ``resamples`` times. Draws where the statistic is undefined (NaN: e.g. an AUC when no drawn
-    series has the label) are left out. Returns ``(low, high, draws used)``; ``(nan, nan, 0)``
-    when no draw was defined. Deterministic for a given ``seed``.
+    ``groups`` names each row's series (or patient); ``statistic(weights)`` computes the figure
+    with each row counted ``weights[row]`` times (e.g. :func:`weighted_auc`). Slices of one
+    series are not independent (neighbours share anatomy, and a bleed spans several), so an
+    interval that resamples slices is too narrow; this one draws the series with replacement,
+    each draw weighting every row by how often its series was drawn, ``resamples`` times. Draws
+    where the figure is undefined (NaN: e.g. an AUC when no drawn series has the label) are left
+    out. Returns ``(low, high, draws used)``; ``(nan, nan, 0)`` when no draw was defined.
+    Deterministic for a given ``seed``.
     """
-    g = np.asarray(groups).ravel()
-    arrays = tuple(np.asarray(a) for a in arrays)
-    if any(len(a) != len(g) for a in arrays):
-        raise ValueError("series_bootstrap: every array needs one row per entry of groups")
-    _, codes = np.unique(g, return_inverse=True)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(codes))]
-    members = [order[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+    _, codes = np.unique(np.asarray(groups).ravel(), return_inverse=True)
+    n_groups = int(codes.max()) + 1 if codes.size else 0
     rng = np.random.default_rng(seed)
     values = []
-    for draw in rng.integers(0, len(members), size=(resamples, len(members))):
-        rows = np.concatenate([members[i] for i in draw])
-        v = float(statistic(*(a[rows] for a in arrays)))
+    for _ in range(resamples if n_groups else 0):
+        counts = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+        v = float(statistic(counts[codes].astype(np.float64)))
         if not np.isnan(v):
             values.append(v)
     if not values:

@@ -36,23 +36,25 @@ from ichinfer.metrics import (  # noqa: E402
     roc_auc,
     sensitivity_specificity,
     series_bootstrap,
+    weighted_auc,
     weighted_log_loss,
 )
 from ichinfer.preprocess import dense_prior  # noqa: E402
 from training.data import read_rsna_labels  # noqa: E402
 
 KNOWN_NEGATIVE_RSNA = ("ID_63eb1e259", "ID_0000aee4b", "ID_0000f1657")
-# an interval needs this many series with the label (fewer: the draws barely vary what matters)
+# an interval needs this many series with the label (with one or two, it would only say which
+# of their slices were drawn, not how another set of series would score)
 MIN_SERIES_FOR_INTERVAL = 3
 INTERVAL = "95 % percentile interval, 2 000 draws of whole series with replacement (seed 0)"
 
 
-def _interval(statistic, groups, *arrays, positive_series: int | None = None) -> list | None:
+def _interval(statistic, groups, positive_series: int) -> list | None:
     """``[low, high]`` of ``statistic`` by :func:`ichinfer.metrics.series_bootstrap`; None when
     fewer than ``MIN_SERIES_FOR_INTERVAL`` series carry the label."""
-    if positive_series is not None and positive_series < MIN_SERIES_FOR_INTERVAL:
+    if positive_series < MIN_SERIES_FOR_INTERVAL:
         return None
-    low, high, used = series_bootstrap(statistic, groups, *arrays)
+    low, high, used = series_bootstrap(statistic, groups)
     return None if used == 0 else [low, high]
 
 
@@ -81,7 +83,7 @@ def evaluate_classifier(path: Path, data: Path) -> dict:
         "positive_series": positive_series,
         "auc": {k: roc_auc(y[:, i], p[:, i]) for i, k in enumerate(LABELS)},
         "auc_ci95": {
-            k: _interval(roc_auc, g, y[:, i], p[:, i], positive_series=positive_series[k])
+            k: _interval(weighted_auc(y[:, i], p[:, i]), g, positive_series[k])
             for i, k in enumerate(LABELS)
         },
         "interval": INTERVAL,
@@ -162,21 +164,19 @@ def evaluate_segmenter(path: Path, data: Path, **settings) -> dict:
         if true_ml is not None and true_ml > 0.5:
             volumes.append((true_ml, series.volume_ml))
     rel = [abs(v - t) / t for t, v in volumes if v is not None]
-    parts_a = np.asarray(parts, dtype=np.float64).reshape(-1, 5)
+    c = np.asarray(parts, dtype=np.float64).reshape(-1, 5)
     bleeding_series = len({gr for gr, row in zip(groups, parts, strict=True) if row[4]})
 
     def pooled(first: int):  # pooled Dice of columns (overlap, sizes); NaN for a bleed-free draw
-        return lambda c: 2 * c[:, first].sum() / c[:, first + 1].sum() if c[:, 4].any() else np.nan
+        return lambda w: (2 * w @ c[:, first] / (w @ c[:, first + 1])) if w @ c[:, 4] else np.nan
 
     return {
         "model": path.name,
         "slices": len(result.slices),
         "bleeding_series": bleeding_series,
         "dice_pooled": 2 * inter / max(total, 1),
-        "dice_pooled_ci95": _interval(pooled(0), groups, parts_a, positive_series=bleeding_series),
-        "plain_masking_dice_pooled_ci95": _interval(
-            pooled(2), groups, parts_a, positive_series=bleeding_series
-        ),
+        "dice_pooled_ci95": _interval(pooled(0), groups, bleeding_series),
+        "plain_masking_dice_pooled_ci95": _interval(pooled(2), groups, bleeding_series),
         "interval": INTERVAL,
         "dice_mean_bleeding_slices": float(np.mean(per)) if per else None,
         "plain_masking_dice_pooled": 2 * p_inter / max(p_total, 1),
