@@ -6,8 +6,11 @@ label the highest threshold whose sensitivity reaches the target, and reports se
 specificity (95 % Wilson score intervals) and ROC AUC (95 % DeLong interval) per label. The
 thresholds file it writes is what ``classify``/``segment``/``report`` take as ``--thresholds``.
 
-The intervals treat slices as independent. Slices of one series are not, so with few series
-the true uncertainty is wider than reported; label whole studies where you can.
+Where the series of each image is known (``ichinfer calibrate --images``: the classifier runs
+here and reads it), the intervals resample whole series instead (2 000 draws,
+:func:`ichinfer.metrics.series_bootstrap`): slices of one series are not independent, so
+intervals over slices are too narrow. From a predictions CSV the series are not known, and the
+intervals treat slices as independent (a note says so).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 from ichinfer.errors import InvalidInputError
 from ichinfer.labels import LABELS
+from ichinfer.metrics import series_bootstrap, weighted_auc
 from ichinfer.results import atomic_write_bytes, rsna_id
 
 #: two-sided 95 %
@@ -33,6 +37,10 @@ CI_METHODS = {
     "proportions": "Wilson score interval, 95 %",
     "auc": "DeLong (1988) variance, normal approximation, 95 %, clipped to [0, 1]",
 }
+SERIES_CI_METHODS = dict.fromkeys(
+    ("proportions", "auc"),
+    "95 % percentile interval, 2 000 draws of whole series with replacement (seed 0)",
+)
 
 Scores = Mapping[tuple[str, str], float]
 
@@ -76,20 +84,31 @@ def read_rsna_csv(path: str | os.PathLike) -> dict[tuple[str, str], float]:
     return out
 
 
+def _image_keys(s: Any) -> set[str]:
+    keys = {rsna_id(s.sop_instance_uid)}
+    if s.frame is None:
+        stem = Path(s.path).name.split(".")[0]
+        keys.add(stem if stem.startswith("ID_") else f"ID_{stem}")
+    return keys
+
+
 def scores_from_classification(result: Any) -> dict[tuple[str, str], float]:
     """Scores of a :class:`~ichinfer.results.ClassificationResult`, keyed by the RSNA id of each
     slice's (0008,0018) SOP Instance UID and also by its file name (``ID_<stem>``), so labels
     named either way match."""
     out: dict[tuple[str, str], float] = {}
     for s in result.slices:
-        keys = {rsna_id(s.sop_instance_uid)}
-        if s.frame is None:
-            stem = Path(s.path).name.split(".")[0]
-            keys.add(stem if stem.startswith("ID_") else f"ID_{stem}")
-        for key in keys:
+        for key in _image_keys(s):
             for label in LABELS:
                 out[(key, label)] = s.probabilities[label]
     return out
+
+
+def series_from_classification(result: Any) -> dict[str, str]:
+    """The series (its Series Instance UID) of each image, keyed as
+    :func:`scores_from_classification` keys the scores."""
+    return {key: series.series_uid for series in result.series for s in series.slices
+            for key in _image_keys(s)}
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -169,17 +188,47 @@ class OperatingPoint:
         }
 
 
-def operating_point(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> OperatingPoint:
+def _share(hit: np.ndarray, of: np.ndarray):
+    """``f(w)``: the weighted share of ``of`` rows that are ``hit``, NaN when none weighs."""
+    def share(w: np.ndarray) -> float:
+        n = w @ of
+        return float(w @ (hit & of) / n) if n > 0 else float("nan")
+    return share
+
+
+#: an interval over series needs this many series among the rows it is about (with one or two,
+#: it would only say which of their slices were drawn, not how other series would score)
+MIN_SERIES = 3
+
+
+def _series_ci(statistic, groups: np.ndarray, *about: np.ndarray) -> tuple[float, float]:
+    """Series-resampled interval of ``statistic``; NaNs unless each ``about`` mask (e.g. the
+    positive rows) covers at least ``MIN_SERIES`` series."""
+    if any(len(set(groups[m])) < MIN_SERIES for m in about):
+        return math.nan, math.nan
+    low, high, _ = series_bootstrap(statistic, groups)
+    return low, high
+
+
+def operating_point(y_true: np.ndarray, y_score: np.ndarray, threshold: float,
+                    groups: np.ndarray | None = None) -> OperatingPoint:
+    """Sensitivity and specificity at ``threshold``; their intervals resample the series named
+    by ``groups`` (one per row) where given, else Wilson intervals over rows."""
     y = np.asarray(y_true).astype(bool).ravel()
     called = np.asarray(y_score, dtype=np.float64).ravel() >= threshold
     tp, n_pos = int((called & y).sum()), int(y.sum())
     tn, n_neg = int((~called & ~y).sum()), int((~y).sum())
+    if groups is None:
+        sens_ci, spec_ci = wilson_ci(tp, n_pos), wilson_ci(tn, n_neg)
+    else:
+        sens_ci = _series_ci(_share(called, y), groups, y)
+        spec_ci = _series_ci(_share(~called, ~y), groups, ~y)
     return OperatingPoint(
         threshold=float(threshold),
         sensitivity=tp / n_pos if n_pos else float("nan"),
-        sensitivity_ci=wilson_ci(tp, n_pos),
+        sensitivity_ci=sens_ci,
         specificity=tn / n_neg if n_neg else float("nan"),
-        specificity_ci=wilson_ci(tn, n_neg),
+        specificity_ci=spec_ci,
     )
 
 
@@ -213,6 +262,9 @@ class Calibration:
     n_images: int
     n_unmatched: int  # labelled images with no model output
     notes: list[str] = field(default_factory=list)
+    #: how the intervals were made; ``n_series`` when they resample whole series
+    ci_methods: dict[str, str] = field(default_factory=lambda: dict(CI_METHODS))
+    n_series: int | None = None
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -225,7 +277,8 @@ class Calibration:
             "target_sensitivity": self.target_sensitivity,
             "n_images": self.n_images,
             "n_unmatched": self.n_unmatched,
-            "ci_methods": CI_METHODS,
+            "n_series": self.n_series,
+            "ci_methods": self.ci_methods,
             "metrics": {k: v.to_dict() for k, v in self.labels.items()},
             "notes": list(self.notes),
         }
@@ -241,9 +294,11 @@ def calibrate(
     scores: Scores,
     target_sensitivity: float = 0.95,
     reference_thresholds: Mapping[str, float] | None = None,
+    series: Mapping[str, str] | None = None,
 ) -> Calibration:
     """Per-label thresholds reaching ``target_sensitivity`` on the labelled images that have
-    model outputs; sensitivity, specificity and AUC with 95 % intervals."""
+    model outputs; sensitivity, specificity and AUC with 95 % intervals, which resample whole
+    series where ``series`` (image id -> series) names the series of every such image."""
     if not 0.0 < target_sensitivity <= 1.0:
         raise ValueError(f"target sensitivity must be in (0, 1], not {target_sensitivity}")
     images = sorted({image for image, _ in labels})
@@ -251,29 +306,39 @@ def calibrate(
     if not matched:
         raise InvalidInputError("no labelled image has a model output: do the IDs match? "
                                 "(labels and predictions are joined on ID_<image>)")
+    by_series = series is not None and all(i in series for i in matched)
     result: dict[str, LabelCalibration] = {}
     notes: list[str] = []
     for label in LABELS:
-        pairs = [(labels[(i, label)], scores[(i, label)]) for i in matched
-                 if (i, label) in labels and (i, label) in scores]
-        if not pairs:
+        rows = [i for i in matched if (i, label) in labels and (i, label) in scores]
+        if not rows:
             continue
-        arr = np.asarray(pairs, dtype=np.float64)
-        y, s = arr[:, 0] >= 0.5, arr[:, 1]
+        y = np.asarray([labels[(i, label)] for i in rows], dtype=np.float64) >= 0.5
+        s = np.asarray([scores[(i, label)] for i in rows], dtype=np.float64)
+        groups = np.asarray([series[i] for i in rows]) if by_series else None
         auc, lo, hi = delong_ci(y, s)
+        if groups is not None:
+            lo, hi = _series_ci(weighted_auc(y, s), groups, y, ~y)
         chosen = None
         if y.any():
-            chosen = operating_point(y, s, threshold_for_sensitivity(y, s, target_sensitivity))
+            chosen = operating_point(y, s, threshold_for_sensitivity(y, s, target_sensitivity),
+                                     groups)
         else:
             notes.append(f"{label}: no positive case, threshold left at the model's default")
         ref = None
         if reference_thresholds is not None and label in reference_thresholds:
-            ref = operating_point(y, s, float(reference_thresholds[label]))
+            ref = operating_point(y, s, float(reference_thresholds[label]), groups)
         result[label] = LabelCalibration(label, int(y.sum()), int((~y).sum()), auc, (lo, hi),
                                          chosen, ref)
-    notes.append("intervals treat slices as independent; slices of one series are not")
+    n_series = len({series[i] for i in matched}) if by_series else None
+    if by_series:
+        notes.append(f"intervals resample whole series ({n_series} series); none where fewer "
+                     f"than {MIN_SERIES} series have the cases an interval is about")
+    else:
+        notes.append("intervals treat slices as independent; slices of one series are not, so "
+                     "they are too narrow (with --images the intervals resample whole series)")
     return Calibration(target_sensitivity, result, len(matched), len(images) - len(matched),
-                       notes)
+                       notes, dict(SERIES_CI_METHODS if by_series else CI_METHODS), n_series)
 
 
 def write_thresholds(calibration: Calibration, path: str | os.PathLike) -> None:

@@ -532,7 +532,7 @@ def calibrate(
         _fail_usage("give either --predictions PRED.csv or --images PATH")
     _check_out(out, overwrite)
     truth = _run(debug, lambda: cal.read_rsna_csv(labels), code=2)
-    reference = None
+    reference = series = None
     if predictions is not None:
         scores = _run(debug, lambda: cal.read_rsna_csv(predictions), code=2)
     else:
@@ -543,9 +543,11 @@ def calibrate(
         result = _run(debug, lambda: clf.classify(images, on_error="collect"))
         _report_failures(result.failures, result.skipped, quiet)
         scores, reference = cal.scores_from_classification(result), clf.spec.thresholds
+        series = cal.series_from_classification(result)
     calibration = _run(debug, lambda: cal.calibrate(truth, scores=scores,
                                                     target_sensitivity=target_sensitivity,
-                                                    reference_thresholds=reference))
+                                                    reference_thresholds=reference,
+                                                    series=series))
     cal.write_thresholds(calibration, out)
     if not quiet:
         _print_calibration(calibration)
@@ -557,8 +559,9 @@ def _print_calibration(calibration) -> None:
         lo, hi = lo_hi
         return "" if lo != lo else f" [{lo:.3f}, {hi:.3f}]"  # NaN: no interval
 
+    over = "" if calibration.n_series is None else f" of {calibration.n_series} series"
     table = Table(title=f"ichinfer calibrate: target sensitivity {calibration.target_sensitivity}"
-                  f" on {calibration.n_images} images (95% CI)", title_justify="left")
+                  f" on {calibration.n_images} images{over} (95% CI)", title_justify="left")
     for col in ("label", "pos/neg", "threshold", "sensitivity", "specificity", "AUC"):
         table.add_column(col, justify="left" if col == "label" else "right")
     for label, c in calibration.labels.items():

@@ -95,6 +95,47 @@ def test_calibrate_reports_and_writes_thresholds(tmp_path):
     assert any("epidural" in n for n in cal.notes)
 
 
+def test_intervals_resample_whole_series_where_they_are_known():
+    # 40 series of 10 slices that share their label and nearly their score: ten slices say
+    # little more than one, and the intervals must say so
+    rng = np.random.default_rng(5)
+    labels, scores, series = {}, {}, {}
+    for g in range(40):
+        y, base = g % 2 == 0, rng.normal(0.6 if g % 2 == 0 else 0.4, 0.15)
+        for k in range(10):
+            image = f"ID_{g:02d}{k:02d}"
+            series[image] = f"1.2.{g}"
+            for label in LABELS:
+                positive = y and label in ("any", "subdural")
+                labels[(image, label)] = float(positive)
+                scores[(image, label)] = float(base + rng.normal(0, 0.01))
+        if g < 2:  # two series with an epidural bleed: too few for an interval
+            labels[(f"ID_{g:02d}00", "epidural")] = 1.0
+    flat = calibrate(labels, scores=scores, target_sensitivity=0.9)
+    grouped = calibrate(labels, scores=scores, target_sensitivity=0.9, series=series)
+    assert grouped.thresholds == flat.thresholds  # only the intervals change
+    assert grouped.n_series == 40 and flat.n_series is None
+    assert "whole series" in grouped.ci_methods["auc"] and "DeLong" in flat.ci_methods["auc"]
+    for c in (grouped.labels["any"], flat.labels["any"]):
+        assert c.auc_ci[0] < c.auc < c.auc_ci[1]
+        assert c.chosen.specificity_ci[0] <= c.chosen.specificity <= c.chosen.specificity_ci[1]
+
+    def width(ci):
+        return ci[1] - ci[0]
+
+    g, f = grouped.labels["any"], flat.labels["any"]
+    assert width(g.auc_ci) > 2 * width(f.auc_ci)
+    assert width(g.chosen.specificity_ci) > 2 * width(f.chosen.specificity_ci)
+    assert all(np.isnan(grouped.labels["epidural"].auc_ci))
+    assert not any(np.isnan(flat.labels["epidural"].auc_ci))
+    assert "whole series (40 series)" in " ".join(grouped.notes)
+    assert "too narrow" in " ".join(flat.notes)
+    # a series missing for one image: back to intervals over slices, said so
+    partial = dict(series)
+    del partial["ID_0000"]
+    assert calibrate(labels, scores=scores, series=partial).n_series is None
+
+
 def test_cli_calibrate_round_trip_into_classify(tmp_path, tiny_model_dir, phantom_study):
     labels, pred = _site(tmp_path)
     out = tmp_path / "thresholds.json"
@@ -143,6 +184,9 @@ def test_cli_calibrate_runs_the_model_on_images(tmp_path, tiny_model_dir, phanto
     data = json.loads(out.read_text())
     assert data["n_images"] == len(series.slices)
     assert data["metrics"]["any"]["reference"]["threshold"] == 0.5  # the model's default
+    # the classifier ran here, so the series are known: one series, too few for an interval
+    assert data["n_series"] == 1 and "of 1 series" in res.output
+    assert data["metrics"]["any"]["auc_ci95"] == [None, None]
 
 
 def test_bad_csv_and_no_overlap(tmp_path):
