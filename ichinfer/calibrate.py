@@ -28,7 +28,7 @@ import numpy as np
 
 from ichinfer.errors import InvalidInputError
 from ichinfer.labels import LABELS
-from ichinfer.metrics import series_bootstrap, weighted_auc
+from ichinfer.metrics import MIN_SERIES_FOR_INTERVAL, series_bootstrap, weighted_auc
 from ichinfer.results import atomic_write_bytes, rsna_id
 
 #: two-sided 95 %
@@ -196,15 +196,10 @@ def _share(hit: np.ndarray, of: np.ndarray):
     return share
 
 
-#: an interval over series needs this many series among the rows it is about (with one or two,
-#: it would only say which of their slices were drawn, not how other series would score)
-MIN_SERIES = 3
-
-
 def _series_ci(statistic, groups: np.ndarray, *about: np.ndarray) -> tuple[float, float]:
     """Series-resampled interval of ``statistic``; NaNs unless each ``about`` mask (e.g. the
-    positive rows) covers at least ``MIN_SERIES`` series."""
-    if any(len(set(groups[m])) < MIN_SERIES for m in about):
+    positive rows) covers at least ``MIN_SERIES_FOR_INTERVAL`` series."""
+    if any(len(set(groups[m])) < MIN_SERIES_FOR_INTERVAL for m in about):
         return math.nan, math.nan
     low, high, _ = series_bootstrap(statistic, groups)
     return low, high
@@ -333,7 +328,7 @@ def calibrate(
     n_series = len({series[i] for i in matched}) if by_series else None
     if by_series:
         notes.append(f"intervals resample whole series ({n_series} series); none where fewer "
-                     f"than {MIN_SERIES} series have the cases an interval is about")
+                     f"than {MIN_SERIES_FOR_INTERVAL} series have the cases an interval is about")
     else:
         notes.append("intervals treat slices as independent; slices of one series are not, so "
                      "they are too narrow (with --images the intervals resample whole series)")

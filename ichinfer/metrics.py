@@ -85,6 +85,11 @@ def specificity_threshold(y_true: np.ndarray, y_score: np.ndarray, specificity: 
     return float(np.nextafter(neg[k - 1], np.inf)) if k > 0 else float(neg[0])
 
 
+#: a series-resampled interval needs this many series among the rows it is about (with one or
+#: two, it would only say which of their slices were drawn, not how other series would score)
+MIN_SERIES_FOR_INTERVAL = 3
+
+
 def weighted_auc(y_true: np.ndarray, y_score: np.ndarray):
     """ROC AUC as a function of per-row weights: ``f(w)`` is :func:`roc_auc` of the rows each
     counted ``w`` times (ties half), NaN when a class weighs nothing. The scores are sorted once,

@@ -33,6 +33,7 @@ import ichinfer  # noqa: E402
 from ichinfer import models as model_store  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import (  # noqa: E402
+    MIN_SERIES_FOR_INTERVAL,
     roc_auc,
     sensitivity_specificity,
     series_bootstrap,
@@ -43,9 +44,6 @@ from ichinfer.preprocess import dense_prior  # noqa: E402
 from training.data import read_rsna_labels  # noqa: E402
 
 KNOWN_NEGATIVE_RSNA = ("ID_63eb1e259", "ID_0000aee4b", "ID_0000f1657")
-# an interval needs this many series with the label (with one or two, it would only say which
-# of their slices were drawn, not how another set of series would score)
-MIN_SERIES_FOR_INTERVAL = 3
 INTERVAL = "95 % percentile interval, 2 000 draws of whole series with replacement (seed 0)"
 
 
