@@ -84,10 +84,10 @@ def read_rsna_csv(path: str | os.PathLike) -> dict[tuple[str, str], float]:
     return out
 
 
-def _image_keys(s: Any) -> set[str]:
-    keys = {rsna_id(s.sop_instance_uid)}
-    if s.frame is None:
-        stem = Path(s.path).name.split(".")[0]
+def _image_keys(sop_instance_uid: str, path: str, frame: int | None) -> set[str]:
+    keys = {rsna_id(sop_instance_uid)}
+    if frame is None:
+        stem = Path(path).name.split(".")[0]
         keys.add(stem if stem.startswith("ID_") else f"ID_{stem}")
     return keys
 
@@ -98,7 +98,7 @@ def scores_from_classification(result: Any) -> dict[tuple[str, str], float]:
     named either way match."""
     out: dict[tuple[str, str], float] = {}
     for s in result.slices:
-        for key in _image_keys(s):
+        for key in _image_keys(s.sop_instance_uid, s.path, s.frame):
             for label in LABELS:
                 out[(key, label)] = s.probabilities[label]
     return out
@@ -108,7 +108,32 @@ def series_from_classification(result: Any) -> dict[str, str]:
     """The series (its Series Instance UID) of each image, keyed as
     :func:`scores_from_classification` keys the scores."""
     return {key: series.series_uid for series in result.series for s in series.slices
-            for key in _image_keys(s)}
+            for key in _image_keys(s.sop_instance_uid, s.path, s.frame)}
+
+
+def read_classification_json(path: str | os.PathLike
+                             ) -> tuple[dict[tuple[str, str], float], dict[str, str]]:
+    """Scores and series of each image from ``ichinfer classify --out x.json``, keyed as
+    :func:`scores_from_classification` keys them: the series make the intervals resample whole
+    series, as with ``--images``."""
+    try:
+        data = json.loads(Path(path).read_text())
+        scores: dict[tuple[str, str], float] = {}
+        series: dict[str, str] = {}
+        for entry in data["series"]:
+            for s in entry["slices"]:
+                for key in _image_keys(s["sop_instance_uid"], s["path"], s["frame"]):
+                    series[key] = entry["series_uid"]
+                    for label in LABELS:
+                        scores[(key, label)] = float(s["probabilities"][label])
+    except OSError as err:
+        raise InvalidInputError(f"cannot read: {err.strerror or err}", path=str(path)) from err
+    except (ValueError, KeyError, TypeError) as err:  # JSON syntax, or not classify's layout
+        raise InvalidInputError(f"not the JSON of ichinfer classify --out: {err!r}",
+                                path=str(path)) from err
+    if not scores:
+        raise InvalidInputError("no slices", path=str(path))
+    return scores, series
 
 
 # --- statistics --------------------------------------------------------------------------------

@@ -511,7 +511,8 @@ def calibrate(
     labels: Annotated[Path, typer.Argument(help="the site's labels, RSNA CSV (ID,Label)")],
     out: Annotated[Path, typer.Option(help="thresholds JSON to write")],
     predictions: Annotated[Path | None, typer.Option(
-        help="the model's outputs, RSNA CSV (ichinfer classify --out x.csv)")] = None,
+        help="the model's outputs: RSNA CSV (ichinfer classify --out x.csv), or classify's "
+        "JSON (--out x.json: it names each slice's series)")] = None,
     images: Annotated[list[Path] | None, typer.Option(
         help="or: run the classifier on these files/folders")] = None,
     target_sensitivity: Annotated[float, typer.Option(min=0.01, max=1.0)] = 0.95,
@@ -533,7 +534,9 @@ def calibrate(
     _check_out(out, overwrite)
     truth = _run(debug, lambda: cal.read_rsna_csv(labels), code=2)
     reference = series = None
-    if predictions is not None:
+    if predictions is not None and predictions.suffix.lower() == ".json":
+        scores, series = _run(debug, lambda: cal.read_classification_json(predictions), code=2)
+    elif predictions is not None:
         scores = _run(debug, lambda: cal.read_rsna_csv(predictions), code=2)
     else:
         from ichinfer.classification import Classifier

@@ -187,6 +187,23 @@ def test_cli_calibrate_runs_the_model_on_images(tmp_path, tiny_model_dir, phanto
     # the classifier ran here, so the series are known: one series, too few for an interval
     assert data["n_series"] == 1 and "of 1 series" in res.output
     assert data["metrics"]["any"]["auc_ci95"] == [None, None]
+    # the same from classify's JSON, which names each slice's series too
+    pred = tmp_path / "pred.json"
+    r2 = CliRunner().invoke(app, ["classify", str(phantom_study.folder), "--model-dir",
+                                  str(tiny_model_dir), "--quiet", "--out", str(pred)])
+    assert r2.exit_code == 0, r2.output
+    out2 = tmp_path / "t2.json"
+    r3 = CliRunner().invoke(app, ["calibrate", str(tmp_path / "labels.csv"), "--predictions",
+                                  str(pred), "--out", str(out2)])
+    assert r3.exit_code == 0, r3.output
+    again = json.loads(out2.read_text())
+    assert again["n_series"] == 1 and again["n_images"] == data["n_images"]
+    assert again["thresholds"] == pytest.approx(data["thresholds"], abs=1e-6)
+    # a JSON that is not classify's: exit 2, naming the file
+    (tmp_path / "other.json").write_text('{"series": [{"slices": [{}]}]}')
+    r4 = CliRunner().invoke(app, ["calibrate", str(tmp_path / "labels.csv"), "--predictions",
+                                  str(tmp_path / "other.json"), "--out", str(tmp_path / "t3.json")])
+    assert r4.exit_code == 2 and "other.json" in r4.output and "classify" in r4.output
 
 
 def test_bad_csv_and_no_overlap(tmp_path):
