@@ -1,16 +1,16 @@
 """Operating points for a site: thresholds that reach a target sensitivity on its own cases.
 
 Reads the site's labels and the model's outputs, both in the RSNA 2019 CSV format (``ID,Label``
-with ``ID_<image>_<label>`` rows: the file ``ichinfer classify --out x.csv`` writes), picks per
-label the highest threshold whose sensitivity reaches the target, and reports sensitivity and
-specificity (95 % Wilson score intervals) and ROC AUC (95 % DeLong interval) per label. The
+with ``ID_<image>_<label>`` rows: the file ``ichinfer classify --out x.csv`` writes) or the
+outputs as ``classify``'s JSON, picks per label the highest threshold whose sensitivity reaches
+the target, and reports sensitivity, specificity and ROC AUC per label with 95 % intervals. The
 thresholds file it writes is what ``classify``/``segment``/``report`` take as ``--thresholds``.
 
-Where the series of each image is known (``ichinfer calibrate --images``: the classifier runs
-here and reads it), the intervals resample whole series instead (2 000 draws,
-:func:`ichinfer.metrics.series_bootstrap`): slices of one series are not independent, so
-intervals over slices are too narrow. From a predictions CSV the series are not known, and the
-intervals treat slices as independent (a note says so).
+Where the series of each image is known (classify's JSON names it; with ``ichinfer calibrate
+--images`` the classifier runs here and reads it), the intervals resample whole series (2 000
+draws, :func:`ichinfer.metrics.series_bootstrap`): slices of one series are not independent,
+so intervals over slices are too narrow. From a predictions CSV the series are not known, and
+the intervals are Wilson (proportions) and DeLong (AUC) intervals over slices (a note says so).
 """
 
 from __future__ import annotations
