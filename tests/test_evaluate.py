@@ -60,3 +60,16 @@ def test_hard_negatives_counts_what_the_models_mark(tmp_path, tiny_model_dir, ca
     assert len(rows) == 2
     # the tiny segmenter returns the 50-90 HU prior: it marks something on every head
     assert " 0 / " not in rows[1] and "mL" in rows[1]
+
+
+def test_precision_study_scores_and_times_every_variant(labelled_phantoms, tiny_model_dir,
+                                                       capsys):
+    from training import precision_study
+
+    model = tiny_model_dir / "tiny_classifier.onnx"
+    assert precision_study.main(["--model", str(model), "--data", str(labelled_phantoms),
+                                 "--rounds", "1", "--calibration", "16"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ")][2:]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| float32", "| int8 (export's recipe)", "| int8 (convolutions only)", "| fp16"]
+    assert " | +0.0000 | yes | " in rows[0] and rows[0].endswith(" | 1.00x |")
