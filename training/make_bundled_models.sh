@@ -297,7 +297,9 @@ python training/hard_negatives.py --data "${PROXY6[@]}" --segmenters \
 
 # L. stage K's question from what a fresh checkout has (training/trials/selection-l-rule.md):
 # stage H's weights recovered from its ONNX file, batch normalisations frozen in inference mode
-# (they hold the folded scale and shift), missed pixels weighted 0.7, stage J's folders (35 min)
+# (they hold the folded scale and shift), missed pixels weighted 0.7, stage J's folders (35 min).
+# Run on 2026-12-06, its rule kept it, at mask threshold 0.80 (training/trials/selection-l.md);
+# the export below still bundles stage H until a session rebuilds the bundle with it
 mkdir -p runs/ft14
 python export/from_onnx.py --model-dir models --out runs/bundled densenet_unet
 python training/train_segmenter.py --data "${DJ[@]}" --init runs/bundled/densenet_unet.keras \
@@ -317,6 +319,9 @@ python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
     --mask-thresholds 0.65 --digits 5
 python training/hard_negatives.py --data "${PROXY6[@]}" --segmenters \
     models/densenet_unet.onnx runs/ft14/models/densenet_unet.onnx
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
+    --models runs/ft14/models/densenet_unet.onnx \
+    --mask-thresholds 0.20 0.25 0.30 0.35 0.40 0.45 0.50 0.55 0.60 0.65 0.70 0.75 0.80 --digits 5
 
 # export the chosen models: stage G's classifier, stage H's segmenter at the mask threshold of
 # selection-j.md (parity check; int8 variants kept only if they hold accuracy; series
