@@ -28,7 +28,7 @@ import numpy as np
 
 from ichinfer.errors import InvalidInputError
 from ichinfer.labels import LABELS
-from ichinfer.metrics import MIN_SERIES_FOR_INTERVAL, series_bootstrap, weighted_auc
+from ichinfer.metrics import MIN_SERIES_FOR_INTERVAL, series_interval, weighted_auc
 from ichinfer.results import atomic_write_bytes, rsna_id
 
 #: two-sided 95 %
@@ -221,15 +221,6 @@ def _share(hit: np.ndarray, of: np.ndarray):
     return share
 
 
-def _series_ci(statistic, groups: np.ndarray, *about: np.ndarray) -> tuple[float, float]:
-    """Series-resampled interval of ``statistic``; NaNs unless each ``about`` mask (e.g. the
-    positive rows) covers at least ``MIN_SERIES_FOR_INTERVAL`` series."""
-    if any(len(set(groups[m])) < MIN_SERIES_FOR_INTERVAL for m in about):
-        return math.nan, math.nan
-    low, high, _ = series_bootstrap(statistic, groups)
-    return low, high
-
-
 def operating_point(y_true: np.ndarray, y_score: np.ndarray, threshold: float,
                     groups: np.ndarray | None = None) -> OperatingPoint:
     """Sensitivity and specificity at ``threshold``; their intervals resample the series named
@@ -241,8 +232,8 @@ def operating_point(y_true: np.ndarray, y_score: np.ndarray, threshold: float,
     if groups is None:
         sens_ci, spec_ci = wilson_ci(tp, n_pos), wilson_ci(tn, n_neg)
     else:
-        sens_ci = _series_ci(_share(called, y), groups, y)
-        spec_ci = _series_ci(_share(~called, ~y), groups, ~y)
+        sens_ci = series_interval(_share(called, y), groups, y)
+        spec_ci = series_interval(_share(~called, ~y), groups, ~y)
     return OperatingPoint(
         threshold=float(threshold),
         sensitivity=tp / n_pos if n_pos else float("nan"),
@@ -338,7 +329,7 @@ def calibrate(
         groups = np.asarray([series[i] for i in rows]) if by_series else None
         auc, lo, hi = delong_ci(y, s)
         if groups is not None:
-            lo, hi = _series_ci(weighted_auc(y, s), groups, y, ~y)
+            lo, hi = series_interval(weighted_auc(y, s), groups, y, ~y)
         chosen = None
         if y.any():
             chosen = operating_point(y, s, threshold_for_sensitivity(y, s, target_sensitivity),

@@ -144,3 +144,14 @@ def series_bootstrap(
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.percentile(values, [tail, 100.0 - tail])
     return float(low), float(high), len(values)
+
+
+def series_interval(statistic, groups: np.ndarray, *about: np.ndarray) -> tuple[float, float]:
+    """:func:`series_bootstrap`'s ``(low, high)``, or NaNs unless each ``about`` mask (e.g. the
+    rows with the label, the rows without) covers at least ``MIN_SERIES_FOR_INTERVAL``
+    series."""
+    g = np.asarray(groups).ravel()
+    if any(len(set(g[np.asarray(m, dtype=bool)])) < MIN_SERIES_FOR_INTERVAL for m in about):
+        return float("nan"), float("nan")
+    low, high, _ = series_bootstrap(statistic, g)
+    return low, high

@@ -33,10 +33,9 @@ import ichinfer  # noqa: E402
 from ichinfer import models as model_store  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import (  # noqa: E402
-    MIN_SERIES_FOR_INTERVAL,
     roc_auc,
     sensitivity_specificity,
-    series_bootstrap,
+    series_interval,
     weighted_auc,
     weighted_log_loss,
 )
@@ -47,13 +46,11 @@ KNOWN_NEGATIVE_RSNA = ("ID_63eb1e259", "ID_0000aee4b", "ID_0000f1657")
 INTERVAL = "95 % percentile interval, 2 000 draws of whole series with replacement (seed 0)"
 
 
-def _interval(statistic, groups, positive_series: int) -> list | None:
-    """``[low, high]`` of ``statistic`` by :func:`ichinfer.metrics.series_bootstrap`; None when
-    fewer than ``MIN_SERIES_FOR_INTERVAL`` series carry the label."""
-    if positive_series < MIN_SERIES_FOR_INTERVAL:
-        return None
-    low, high, used = series_bootstrap(statistic, groups)
-    return None if used == 0 else [low, high]
+def _interval(statistic, groups, *about) -> list | None:
+    """:func:`ichinfer.metrics.series_interval` as JSON: ``[low, high]``, or None where too few
+    series carry what it is about."""
+    low, high = series_interval(statistic, groups, *about)
+    return None if np.isnan(low) else [low, high]
 
 
 def evaluate_classifier(path: Path, data: Path) -> dict:
@@ -81,7 +78,7 @@ def evaluate_classifier(path: Path, data: Path) -> dict:
         "positive_series": positive_series,
         "auc": {k: roc_auc(y[:, i], p[:, i]) for i, k in enumerate(LABELS)},
         "auc_ci95": {
-            k: _interval(weighted_auc(y[:, i], p[:, i]), g, positive_series[k])
+            k: _interval(weighted_auc(y[:, i], p[:, i]), g, y[:, i] == 1, y[:, i] == 0)
             for i, k in enumerate(LABELS)
         },
         "interval": INTERVAL,
@@ -173,8 +170,8 @@ def evaluate_segmenter(path: Path, data: Path, **settings) -> dict:
         "slices": len(result.slices),
         "bleeding_series": bleeding_series,
         "dice_pooled": 2 * inter / max(total, 1),
-        "dice_pooled_ci95": _interval(pooled(0), groups, bleeding_series),
-        "plain_masking_dice_pooled_ci95": _interval(pooled(2), groups, bleeding_series),
+        "dice_pooled_ci95": _interval(pooled(0), groups, c[:, 4] == 1),
+        "plain_masking_dice_pooled_ci95": _interval(pooled(2), groups, c[:, 4] == 1),
         "interval": INTERVAL,
         "dice_mean_bleeding_slices": float(np.mean(per)) if per else None,
         "plain_masking_dice_pooled": 2 * p_inter / max(p_total, 1),
