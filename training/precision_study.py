@@ -28,12 +28,14 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from export.to_onnx import (  # noqa: E402
+    TOLERANCE,
     calibration_slices,
     predict,
     quantize,
     score,
     validation_batches,
     window_nodes,
+    worst_change,
 )
 from training.compare_models import model_info  # noqa: E402
 
@@ -63,11 +65,6 @@ def seconds_per_run(path: Path, x: np.ndarray, rounds: int) -> float:
     return float(np.median(times))
 
 
-def figures(pred: np.ndarray, task: str, y: np.ndarray, mask_threshold: float) -> dict:
-    s = score(pred, task, y, mask_threshold)
-    return s["auc"] if task == "classify" else {"dice": s["dice_pooled"]}
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, required=True, help="a float32 model of export/to_onnx.py")
@@ -79,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     task, mask_t = info["task"], info["mask_threshold"]
     x, y = validation_batches(info, args.data, None)
     base = predict(args.model, x)
-    ref = figures(base, task, y, mask_t)
-    tol = 0.01 if task == "classify" else 0.02
+    ref = score(base, task, y, mask_t)
+    tol = TOLERANCE[task]
     with tempfile.TemporaryDirectory() as tmp:
         variants = {"float32": args.model}
         variants["int8 (export's recipe)"] = Path(tmp) / "int8.onnx"
@@ -96,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, path in variants.items():
                 for b in (1, 32):
                     timing[name][b].append(seconds_per_run(path, x[:b], 20 if b == 1 else 5))
-        heads = list(ref) if task == "classify" else ["pooled Dice"]
+        heads = list(ref["auc"]) if task == "classify" else ["pooled Dice"]
         print(f"`{args.model.name}` on `{args.data.name}` ({len(x)} slices); rule: each figure "
               f"within {tol} of float32")
         print()
@@ -105,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         print("|" + " --- |" * (len(heads) + 6))
         t32 = np.median(timing["float32"][32])
         for name, path in variants.items():
-            got = figures(base if name == "float32" else predict(path, x), task, y, mask_t)
-            worst = min(got[k] - ref[k] for k in ref if not np.isnan(ref[k]))
-            cells = " | ".join(f"{v:.4f}" for v in got.values())
+            got = score(base if name == "float32" else predict(path, x), task, y, mask_t)
+            worst = worst_change(ref, got)
+            values = got["auc"].values() if task == "classify" else [got["dice_pooled"]]
+            cells = " | ".join(f"{v:.4f}" for v in values)
             b1, b32 = (1000 * np.median(timing[name][b]) for b in (1, 32))
             print(f"| {name} | {cells} | {worst:+.4f} | {'yes' if worst >= -tol else 'no'} | "
                   f"{b1:.1f} | {b32:.1f} | {t32 / np.median(timing[name][32]):.2f}x |")
