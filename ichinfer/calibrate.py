@@ -28,7 +28,12 @@ import numpy as np
 
 from ichinfer.errors import InvalidInputError
 from ichinfer.labels import LABELS
-from ichinfer.metrics import MIN_SERIES_FOR_INTERVAL, series_interval, weighted_auc
+from ichinfer.metrics import (
+    MIN_SERIES_FOR_INTERVAL,
+    SERIES_INTERVAL,
+    series_interval,
+    weighted_auc,
+)
 from ichinfer.results import atomic_write_bytes, rsna_id
 
 #: two-sided 95 %
@@ -37,10 +42,7 @@ CI_METHODS = {
     "proportions": "Wilson score interval, 95 %",
     "auc": "DeLong (1988) variance, normal approximation, 95 %, clipped to [0, 1]",
 }
-SERIES_CI_METHODS = dict.fromkeys(
-    ("proportions", "auc"),
-    "95 % percentile interval, 2 000 draws of whole series with replacement (seed 0)",
-)
+SERIES_CI_METHODS = dict.fromkeys(("proportions", "auc"), SERIES_INTERVAL)
 
 Scores = Mapping[tuple[str, str], float]
 
@@ -347,7 +349,7 @@ def calibrate(
                      f"than {MIN_SERIES_FOR_INTERVAL} series have the cases an interval is about")
     else:
         notes.append("intervals treat slices as independent; slices of one series are not, so "
-                     "they are too narrow (with --images the intervals resample whole series)")
+                     "they are too narrow (classify's JSON or --images give intervals over series)")
     return Calibration(target_sensitivity, result, len(matched), len(images) - len(matched),
                        notes, dict(SERIES_CI_METHODS if by_series else CI_METHODS), n_series)
 

@@ -33,6 +33,7 @@ import ichinfer  # noqa: E402
 from ichinfer import models as model_store  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import (  # noqa: E402
+    SERIES_INTERVAL,
     roc_auc,
     sensitivity_specificity,
     series_interval,
@@ -43,7 +44,6 @@ from ichinfer.preprocess import dense_prior  # noqa: E402
 from training.data import read_rsna_labels  # noqa: E402
 
 KNOWN_NEGATIVE_RSNA = ("ID_63eb1e259", "ID_0000aee4b", "ID_0000f1657")
-INTERVAL = "95 % percentile interval, 2 000 draws of whole series with replacement (seed 0)"
 
 
 def _interval(statistic, groups, *about) -> list | None:
@@ -81,7 +81,7 @@ def evaluate_classifier(path: Path, data: Path) -> dict:
             k: _interval(weighted_auc(y[:, i], p[:, i]), g, y[:, i] == 1, y[:, i] == 0)
             for i, k in enumerate(LABELS)
         },
-        "interval": INTERVAL,
+        "interval": SERIES_INTERVAL,
         "weighted_log_loss": weighted_log_loss(y, p),
         "seconds": round(seconds, 1),
     }
@@ -172,7 +172,7 @@ def evaluate_segmenter(path: Path, data: Path, **settings) -> dict:
         "dice_pooled": 2 * inter / max(total, 1),
         "dice_pooled_ci95": _interval(pooled(0), groups, c[:, 4] == 1),
         "plain_masking_dice_pooled_ci95": _interval(pooled(2), groups, c[:, 4] == 1),
-        "interval": INTERVAL,
+        "interval": SERIES_INTERVAL,
         "dice_mean_bleeding_slices": float(np.mean(per)) if per else None,
         "plain_masking_dice_pooled": 2 * p_inter / max(p_total, 1),
         "plain_masking_dice_mean_bleeding_slices": float(np.mean(per_prior)) if per_prior else None,
