@@ -20,7 +20,12 @@ For each checkpoint (with the ``.json`` sidecar its training script wrote) this:
    series thresholds (``ichinfer.series_thresholds``, what the verdict uses): per label the
    lowest with series-level specificity >= ``--series-specificity`` over those folders' series,
    scored by the runtime itself, and never below the slice threshold;
-6. writes ``models/manifest.json`` with the sha256 of every file.
+6. writes ``models/manifest.json`` with the sha256 of every file; with ``--update`` the models
+   of the manifest already in ``--out`` that this run does not export stay listed (their files
+   untouched and checked against their recorded sha256), so one model can be replaced alone:
+
+    python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
+        --segmenter runs/densenet_unet.keras --data data/phantoms-val --update
 """
 
 from __future__ import annotations
@@ -463,6 +468,16 @@ def add_series_thresholds(path: Path, info: dict, args, extra: dict) -> dict:
     }
 
 
+def forget(manifest: dict, out: Path) -> None:
+    """Drop ``out`` and its variants from ``manifest`` (and the variants' files): this run
+    exports it again, and keeps a variant only if it holds accuracy again."""
+    for fname, entry in list(manifest["models"].items()):
+        if entry.get("variant_of") == out.name:
+            (out.parent / fname).unlink(missing_ok=True)
+            del manifest["models"][fname]
+    manifest["models"].pop(out.name, None)
+
+
 def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
     import keras
 
@@ -472,6 +487,7 @@ def export_one(ckpt: Path, args, manifest: dict, *, default: bool) -> None:
     name = info["arch"]
     model = keras.models.load_model(ckpt, compile=False)
     out = args.out / f"{name}.onnx"
+    forget(manifest, out)
     t0 = time.time()
     convert(model, out)
     diff = parity(model, out, args.tolerance)
@@ -601,11 +617,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration", type=int, default=256, help="calibration slices")
     p.add_argument("--no-quantize", action="store_true")
     p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other models of the manifest already in --out (files untouched)",
+    )
     args = p.parse_args(argv)
     if args.series_data is None and args.data is not None:
         args.series_data = [args.data]
 
     manifest = {"format": 1, "ichinfer": __version__, "opset": OPSET, "models": {}, "defaults": {}}
+    if args.update and (args.out / MANIFEST).exists():
+        old = json.loads((args.out / MANIFEST).read_text())
+        manifest["models"], manifest["defaults"] = old["models"], old["defaults"]
+        for fname, entry in old["models"].items():  # checked before anything is written
+            path = args.out / fname
+            if not path.exists() or sha256(path) != entry.get("sha256"):
+                raise SystemExit(f"{path}: missing or its sha256 differs from the manifest's")
     jobs = [(args.classifier, True), (args.segmenter, True), (args.seed_cnn, False)]
     found = [(c, d) for c, d in jobs if c.exists()]
     if not found:

@@ -182,6 +182,49 @@ def test_export_and_run_with_ichinfer_same_as_keras(trained, phantom_data, tmp_p
     assert not ops & {"QLinearAdd", "QLinearMul", "Add", "Mul"}, ops
 
 
+def test_export_update_replaces_one_model_and_keeps_the_others(trained, tmp_path):
+    """--update: the models this run does not export stay listed with their files untouched;
+    the replaced model's old variants go; a kept file that changed is refused."""
+    import hashlib
+
+    from export import to_onnx
+
+    out = tmp_path / "models"
+    ckpts = ["--classifier", str(trained / "densenet25d.keras"), "--segmenter",
+             str(trained / "densenet_unet.keras"), "--seed-cnn", str(trained / "seed_cnn.keras")]
+    assert to_onnx.main([*ckpts, "--out", str(out), "--no-quantize"]) == 0  # fmt: skip
+    before = json.loads((out / "manifest.json").read_text())
+    files = {f: (out / f).read_bytes() for f in ("densenet25d.onnx", "seed_cnn.onnx")}
+    # a variant of the segmenter from an earlier run, which this one does not make again
+    (out / "densenet_unet.int8.onnx").write_bytes(b"stale")
+    before["models"]["densenet_unet.int8.onnx"] = {
+        "variant_of": "densenet_unet.onnx", "precision": "int8",
+        "sha256": hashlib.sha256(b"stale").hexdigest()}  # fmt: skip
+    (out / "manifest.json").write_text(json.dumps(before))
+    none = str(tmp_path / "none.keras")
+    only_seg = ["--classifier", none, "--seed-cnn", none, "--segmenter",
+                str(trained / "densenet_unet.keras"), "--out", str(out), "--no-quantize",
+                "--mask-threshold", "0.7"]  # fmt: skip
+    assert to_onnx.main([*only_seg, "--update"]) == 0
+    after = json.loads((out / "manifest.json").read_text())
+    assert sorted(after["models"]) == ["densenet25d.onnx", "densenet_unet.onnx", "seed_cnn.onnx"]
+    assert not (out / "densenet_unet.int8.onnx").exists()
+    assert after["models"]["densenet_unet.onnx"]["thresholds"] == {"mask": 0.7}
+    assert after["defaults"] == before["defaults"]
+    for f, data in files.items():
+        assert (out / f).read_bytes() == data and after["models"][f] == before["models"][f], f
+    # a listed file that no longer matches its sha256 stops the update before anything is written
+    (out / "seed_cnn.onnx").write_bytes(files["seed_cnn.onnx"] + b"x")
+    segmenter = (out / "densenet_unet.onnx").stat().st_mtime_ns
+    with pytest.raises(SystemExit, match="seed_cnn.onnx: missing or its sha256 differs"):
+        to_onnx.main([*only_seg, "--update"])
+    assert (out / "densenet_unet.onnx").stat().st_mtime_ns == segmenter
+    # without --update the manifest lists this run's models alone
+    (out / "seed_cnn.onnx").write_bytes(files["seed_cnn.onnx"])
+    assert to_onnx.main(only_seg) == 0
+    assert list(json.loads((out / "manifest.json").read_text())["models"]) == ["densenet_unet.onnx"]
+
+
 def _hu_quantized(graph) -> bool:
     """Whether a QuantizeLinear takes HU: a slice of the input, or a window's (hu - low)."""
     producer = {out: node for node in graph.node for out in node.output}
