@@ -208,9 +208,11 @@ def installed_sizes() -> dict:
     ours = (REPO / "ichinfer")
     own = sum(p.stat().st_size for p in ours.rglob("*.py"))
     gdcm = {k: v for k, v in closure(["python-gdcm"]).items() if k not in runtime}
+    nifti = {k: v for k, v in closure(["nibabel"]).items() if k not in runtime}
     return {"runtime_bytes": sum(runtime.values()) + own, "runtime_distributions": runtime,
             "runtime_versions": {k: metadata.version(k) for k in runtime},
             "gdcm_extra_bytes": sum(gdcm.values()) if gdcm else None,
+            "nifti_extra_bytes": sum(nifti.values()) if nifti else None,
             "tensorflow_bytes": sum(tf.values()), "tensorflow_distributions": tf,
             "method": "importlib.metadata file sizes of each distribution and its requirements "
                       "(recursively) in this environment; ichinfer's own sources added"}

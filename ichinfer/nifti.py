@@ -1,9 +1,11 @@
 """Read NIfTI-1/2 head-CT volumes (``.nii``, ``.nii.gz``) as a :class:`~ichinfer.dicom.Series`.
 
-The only module of ichinfer that imports nibabel. Voxel values are taken as HU after the
-header's ``scl_slope`` / ``scl_inter`` (nibabel applies them). Each slice is presented like a
-standard axial DICOM image: row 0 = anterior, column 0 = patient right (LPS row cosines
-(1,0,0), column cosines (0,1,0) for an unrotated volume), slices ordered head -> foot.
+The only module of ichinfer that imports nibabel (the ``[nifti]`` extra; without it, reading
+a NIfTI file fails for that file with :class:`~ichinfer.errors.MissingDependencyError`). Voxel
+values are taken as HU after the header's ``scl_slope`` / ``scl_inter`` (nibabel applies them).
+Each slice is presented like a standard axial DICOM image: row 0 = anterior, column 0 = patient
+right (LPS row cosines (1,0,0), column cosines (0,1,0) for an unrotated volume), slices ordered
+head -> foot.
 ``SliceInfo.frame`` is the index along the file's own slice axis (the array axis closest to
 patient S-I, usually the third); positions are the affine's RAS converted to DICOM LPS.
 """
@@ -16,13 +18,25 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import nibabel as nib
 import numpy as np
-from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
-from nibabel.spatialimages import SpatialImage
 
 from ichinfer.dicom import Series, SliceInfo, clean_hu, order_slices
-from ichinfer.errors import InvalidInputError
+from ichinfer.errors import InvalidInputError, MissingDependencyError
+
+try:
+    import nibabel as nib
+    from nibabel.orientations import (
+        apply_orientation,
+        axcodes2ornt,
+        io_orientation,
+        ornt_transform,
+    )
+    from nibabel.spatialimages import SpatialImage
+except ImportError as _err:  # the [nifti] extra; DICOM needs none of it
+    raise MissingDependencyError(
+        "reading NIfTI (.nii, .nii.gz) needs nibabel, an optional extra: "
+        "pip install 'ichinfer[nifti]'"
+    ) from _err
 
 __all__ = ["is_nifti_path", "iter_slices_hu", "load_slice_hu", "read_nifti_series"]
 

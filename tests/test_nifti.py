@@ -148,3 +148,26 @@ def test_folder_with_nifti_and_dicom(tmp_path: Path) -> None:
     result = dicom.scan(tmp_path)
     assert sorted(s.source for s in result.series) == ["dicom", "nifti"]
     assert nifti.is_nifti_path("x/SCAN.NII.GZ") and not nifti.is_nifti_path("x.nii.txt")
+
+
+def test_without_nibabel_a_nifti_file_fails_alone_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nibabel is the [nifti] extra: without it a NIfTI file fails, naming the file and the
+    extra, and the DICOM beside it is still read."""
+    import sys
+
+    import ichinfer
+    from ichinfer.errors import MissingDependencyError
+
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.int16), np.eye(4)), tmp_path / "v.nii.gz")
+    write(make_ct_dataset(), tmp_path / "d" / "a.dcm")
+    monkeypatch.setitem(sys.modules, "nibabel", None)  # import nibabel raises ImportError
+    monkeypatch.delitem(sys.modules, "ichinfer.nifti")
+    monkeypatch.delattr(ichinfer, "nifti")
+    result = dicom.scan(tmp_path, on_error="collect")
+    assert [s.source for s in result.series] == ["dicom"]
+    (failure,) = result.failures
+    assert failure.path.endswith("v.nii.gz") and "pip install 'ichinfer[nifti]'" in failure.reason
+    with pytest.raises(MissingDependencyError, match="ichinfer\\[nifti\\]"):
+        dicom.scan(tmp_path / "v.nii.gz")
