@@ -299,9 +299,12 @@ python training/hard_negatives.py --data "${PROXY6[@]}" --segmenters \
 # stage H's weights recovered from its ONNX file, batch normalisations frozen in inference mode
 # (they hold the folded scale and shift), missed pixels weighted 0.7, stage J's folders (35 min).
 # Run on 2026-12-06, its rule kept it, at mask threshold 0.80 (training/trials/selection-l.md);
-# the export below still bundles stage H until a session rebuilds the bundle with it
+# bundled at the end of this script. As run, the weights were recovered from the bundled
+# models/densenet_unet.onnx of then, stage H's export of runs/ft9 (the same weights as below)
 mkdir -p runs/ft14
-python export/from_onnx.py --model-dir models --out runs/bundled densenet_unet
+python export/to_onnx.py --classifier /nonexistent --segmenter runs/ft9/densenet_unet.keras \
+    --seed-cnn /nonexistent --no-quantize --mask-threshold 0.65 --out runs/stage-h
+python export/from_onnx.py --model-dir runs/stage-h --out runs/bundled densenet_unet
 python training/train_segmenter.py --data "${DJ[@]}" --init runs/bundled/densenet_unet.keras \
     --freeze-bn --fn-weight 0.7 --lr 3e-4 --epochs 30 --time-budget 2100 --image-size 192 \
     --crop 96 --batch-size 16 --positive-fraction 0.5 --out runs/ft14/densenet_unet.keras \
@@ -323,8 +326,8 @@ python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
     --models runs/ft14/models/densenet_unet.onnx \
     --mask-thresholds 0.20 0.25 0.30 0.35 0.40 0.45 0.50 0.55 0.60 0.65 0.70 0.75 0.80 --digits 5
 
-# export the chosen models: stage G's classifier, stage H's segmenter at the mask threshold of
-# selection-j.md (parity check; int8 variants kept only if they hold accuracy; series
+# export the chosen models of then: stage G's classifier, stage H's segmenter at the mask
+# threshold of selection-j.md (stage L's replaces it further down) (parity check; int8 variants kept only if they hold accuracy; series
 # thresholds on the four validation seeds, training/trials/series-thresholds-rule.md)
 python export/to_onnx.py --classifier runs/ft8/densenet25d.keras \
     --segmenter runs/ft9/densenet_unet.keras --seed-cnn runs/seed_cnn.keras --mask-threshold 0.65 \
@@ -365,6 +368,17 @@ for cfg in nearest:0.5 interpolate:0.5 nearest:0.65; do
         --only segment --between "${cfg%%:*}" --mask-threshold "${cfg#*:}" \
         --out "training/trials/stage-h-segmenter-test2-${cfg%%:*}-${cfg#*:}.json"
 done
+
+# the bundle of stages G and H on them, for the card's row "bundled before stage L"
+python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
+    --out training/trials/stage-h-evaluation-test2.json
+# stage L's segmenter into the bundle at its rule's mask threshold, the other models' files
+# untouched (--update); its int8 variant kept only if it holds Dice on phantoms-val
+python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
+    --segmenter runs/ft14/densenet_unet.keras --mask-threshold 0.80 --data "$DATA/phantoms-val" \
+    --update
+ln -sfn ../ft14/densenet_unet.keras runs/bundled/densenet_unet.keras
+ln -sfn ../ft14/densenet_unet.json runs/bundled/densenet_unet.json
 
 # the model card's figures: held-out phantoms of stage D's generator, plus the real-scan
 # checks when available
