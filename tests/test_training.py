@@ -225,6 +225,34 @@ def test_export_update_replaces_one_model_and_keeps_the_others(trained, tmp_path
     assert list(json.loads((out / "manifest.json").read_text())["models"]) == ["densenet_unet.onnx"]
 
 
+def test_soup_averages_every_weight_and_refuses_other_architectures(trained, tmp_path):
+    """training/soup.py: weight * b + (1 - weight) * a for every weight; the sidecar says what
+    was done; two different architectures are refused."""
+    import keras
+
+    from training import soup
+
+    ckpt = trained / "densenet_unet.keras"
+    a = keras.models.load_model(ckpt, compile=False)
+    b = keras.models.clone_model(a)
+    rng = np.random.default_rng(0)
+    b.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in a.get_weights()])
+    b.save(tmp_path / "b.keras")
+    (tmp_path / "b.json").write_text((trained / "densenet_unet.json").read_text())
+    out = tmp_path / "soup" / "densenet_unet.keras"
+    assert soup.main(["--a", str(ckpt), "--b", str(tmp_path / "b.keras"), "--weight", "0.25",
+                      "--out", str(out)]) == 0  # fmt: skip
+    got = keras.models.load_model(out, compile=False).get_weights()
+    for g, wa, wb in zip(got, a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(g, 0.25 * wb + 0.75 * wa, rtol=1e-6, atol=1e-6)
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["soup"]["weight_b"] == 0.25 and "weights averaged" in info["training_data"]
+    assert info["command"].startswith("python training/soup.py --a ")
+    other = keras.models.load_model(trained / "seed_cnn.keras", compile=False)
+    with pytest.raises(ValueError, match="different layers"):
+        soup.soup(a, other, 0.5)
+
+
 def _hu_quantized(graph) -> bool:
     """Whether a QuantizeLinear takes HU: a slice of the input, or a window's (hu - low)."""
     producer = {out: node for node in graph.node for out in node.output}
