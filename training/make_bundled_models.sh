@@ -326,6 +326,24 @@ python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
     --models runs/ft14/models/densenet_unet.onnx \
     --mask-thresholds 0.20 0.25 0.30 0.35 0.40 0.45 0.50 0.55 0.60 0.65 0.70 0.75 0.80 --digits 5
 
+# M. stage H's and stage L's weights averaged (training/trials/selection-m-rule.md, no training):
+# run on 2026-12-06, its rule kept stage L (training/trials/selection-m.md). Stage H's weights
+# from its own export (as run: from git show 667b5b7:models/densenet_unet.onnx, the same file),
+# stage L's from runs/ft14 (as run: the bundled models/densenet_unet.onnx, the same weights)
+python export/from_onnx.py --model-dir runs/stage-h --out runs/stage-h-keras densenet_unet
+for w in 0.25 0.5 0.75; do
+    python training/soup.py --a runs/stage-h-keras/densenet_unet.keras \
+        --b runs/ft14/densenet_unet.keras --weight "$w" --out "runs/soup-$w/densenet_unet.keras"
+    python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
+        --segmenter "runs/soup-$w/densenet_unet.keras" --no-quantize --mask-threshold 0.80 \
+        --out "runs/soup-$w/models"
+done
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" --models \
+    runs/stage-h/densenet_unet.onnx runs/soup-0.25/models/densenet_unet.onnx \
+    runs/soup-0.5/models/densenet_unet.onnx runs/soup-0.75/models/densenet_unet.onnx \
+    runs/ft14/models/densenet_unet.onnx --mask-thresholds 0.20 0.25 0.30 0.35 0.40 0.45 0.50 \
+    0.55 0.60 0.65 0.70 0.75 0.80 0.85 0.90 --digits 5
+
 # export the chosen models of then: stage G's classifier, stage H's segmenter at the mask
 # threshold of selection-j.md (stage L's replaces it further down) (parity check; int8 variants kept only if they hold accuracy; series
 # thresholds on the four validation seeds, training/trials/series-thresholds-rule.md)
