@@ -4,6 +4,8 @@ same run, so ``render.py`` can put the ratio side by side."""
 
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,10 @@ from conftest import BATCH_SIZES, random_hu, session_info
 from ichinfer import runtime
 
 KERAS_BATCH_SIZES = (1, 32)
+#: pause before each half of a pair: after ``predict`` TensorFlow stays busy for a while (on the
+#: 2-core VM, onnxruntime's segmenter batch 32 ran 400 ms 0.2 s after it, 290 ms 1 s after it,
+#: as alone), and onnxruntime's thread pool spins after a run
+PAUSE_S = 1.0
 
 
 def _flops(path: Path) -> int | None:
@@ -111,3 +117,47 @@ def test_keras(benchmark, keras_model, sessions, model_file: str, call: str, bat
                                 .get_intra_op_parallelism_threads())
     y = benchmark(fn)
     assert y.shape[0] == batch
+
+
+@pytest.mark.parametrize("batch", KERAS_BATCH_SIZES)
+def test_keras_paired(benchmark, keras_model, sessions, model_file: str, batch: int) -> None:
+    """onnxruntime and Keras ``predict`` on the same batch, alternating round by round (which
+    goes first alternates too), each pair's times kept. Tests run minutes apart share none of
+    the machine's moments (another process, a clock change); the two halves of a pair do, so
+    the ratio of their times is what ``render.py`` judges the Keras targets on."""
+    stem = Path(model_file).name.split(".")[0]
+    model = keras_model(stem)
+    session = sessions(model_file)
+    spec = session.spec
+    x = random_hu(batch, spec.input_size[0], spec.channels)
+    ort_s: list[float] = []
+    keras_s: list[float] = []
+
+    def ort() -> None:
+        t0 = time.perf_counter()
+        session.run(x)
+        ort_s.append(time.perf_counter() - t0)
+
+    def keras() -> None:
+        t0 = time.perf_counter()
+        model.predict(x, batch_size=batch, verbose=0)
+        keras_s.append(time.perf_counter() - t0)
+
+    def pair() -> None:
+        first, second = (ort, keras) if len(ort_s) % 2 == 0 else (keras, ort)
+        for half in (first, second):
+            time.sleep(PAUSE_S)  # the other engine's worker threads stop spinning first
+            half()
+
+    session.run(x)  # warm-up: first-run allocations, tracing and graph building are set-up
+    model.predict(x, batch_size=batch, verbose=0)
+    benchmark.group = f"paired onnxruntime / Keras predict, {stem} batch {batch}"
+    benchmark.pedantic(pair, rounds=11 if batch == 1 else 7, iterations=1)
+    ratios = [k / o for o, k in zip(ort_s, keras_s, strict=True)]
+    benchmark.extra_info.update(
+        session_info(session), batch=batch, engine="onnxruntime and keras predict, alternating",
+        model=Path(model_file).name, keras_model=f"{stem}.keras", rounds=len(ratios),
+        paired_ratio_median=statistics.median(ratios),
+        onnxruntime_median_s=statistics.median(ort_s), keras_median_s=statistics.median(keras_s),
+        keras_fastest_s=min(keras_s), onnxruntime_s=ort_s, keras_s=keras_s)
+    assert len(ratios) >= 7
