@@ -20,9 +20,11 @@ For each checkpoint (with the ``.json`` sidecar its training script wrote) this:
    series thresholds (``ichinfer.series_thresholds``, what the verdict uses): per label the
    lowest with series-level specificity >= ``--series-specificity`` over those folders' series,
    scored by the runtime itself, and never below the slice threshold;
-6. writes ``models/manifest.json`` with the sha256 of every file; with ``--update`` the models
-   of the manifest already in ``--out`` that this run does not export stay listed (their files
-   untouched and checked against their recorded sha256), so one model can be replaced alone:
+6. moves the new files into ``--out`` once every export has passed (a failed run changes
+   nothing there) and writes ``models/manifest.json`` with the sha256 of every file; with
+   ``--update`` the models of the manifest already in ``--out`` that this run does not export
+   stay listed (their files untouched and checked against their recorded sha256), so one model
+   can be replaced alone:
 
     python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
         --segmenter runs/densenet_unet.keras --data data/phantoms-val --update
@@ -32,7 +34,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -352,9 +357,6 @@ def window_nodes(path: Path) -> list[str]:
 def series_maxima(path: Path, folders: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     """Per validation series: its highest slice probability per label, from the exported file
     run by the runtime itself (slab sampling included), and its truth (any slice positive)."""
-    import shutil
-    import tempfile
-
     from ichinfer.classification import Classifier
     from training.data import read_rsna_labels
     from training.evaluate import series_highest
@@ -469,11 +471,11 @@ def add_series_thresholds(path: Path, info: dict, args, extra: dict) -> dict:
 
 
 def forget(manifest: dict, out: Path) -> None:
-    """Drop ``out`` and its variants from ``manifest`` (and the variants' files): this run
-    exports it again, and keeps a variant only if it holds accuracy again."""
+    """Drop ``out`` and its variants from ``manifest``: this run exports it again, and keeps a
+    variant only if it holds accuracy again (``main`` deletes the files of those it does not,
+    once the new manifest is written)."""
     for fname, entry in list(manifest["models"].items()):
         if entry.get("variant_of") == out.name:
-            (out.parent / fname).unlink(missing_ok=True)
             del manifest["models"][fname]
     manifest["models"].pop(out.name, None)
 
@@ -627,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         args.series_data = [args.data]
 
     manifest = {"format": 1, "ichinfer": __version__, "opset": OPSET, "models": {}, "defaults": {}}
+    listed_before: set[str] = set()
     if args.update and (args.out / MANIFEST).exists():
         old = json.loads((args.out / MANIFEST).read_text())
         manifest["models"], manifest["defaults"] = old["models"], old["defaults"]
@@ -634,18 +637,30 @@ def main(argv: list[str] | None = None) -> int:
             path = args.out / fname
             if not path.exists() or sha256(path) != entry.get("sha256"):
                 raise SystemExit(f"{path}: missing or its sha256 differs from the manifest's")
+        listed_before = set(old["models"])
     jobs = [(args.classifier, True), (args.segmenter, True), (args.seed_cnn, False)]
     found = [(c, d) for c, d in jobs if c.exists()]
     if not found:
         raise SystemExit(f"no checkpoints found: {[str(c) for c, _ in jobs]}")
     args.out.mkdir(parents=True, exist_ok=True)
-    for ckpt, default in found:
-        export_one(ckpt, args, manifest, default=default)
+    # every new file is written in a staging folder and moved into --out only once all exports
+    # have passed their checks: a failed run leaves the models and manifest there as they were
+    final, args.out = args.out, Path(tempfile.mkdtemp(prefix=".export-", dir=args.out))
+    try:
+        for ckpt, default in found:
+            export_one(ckpt, args, manifest, default=default)
+        for made in sorted(args.out.iterdir()):
+            os.replace(made, final / made.name)
+    finally:
+        shutil.rmtree(args.out, ignore_errors=True)
+        args.out = final
     for fname, entry in manifest["models"].items():
         path = args.out / fname
         entry["sha256"] = sha256(path)
         entry["bytes"] = path.stat().st_size
     (args.out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    for fname in listed_before - set(manifest["models"]):  # variants not made again
+        (args.out / fname).unlink(missing_ok=True)
     print(f"wrote {args.out / MANIFEST}: {sorted(manifest['models'])}")
     return 0
 

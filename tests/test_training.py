@@ -219,8 +219,13 @@ def test_export_update_replaces_one_model_and_keeps_the_others(trained, tmp_path
     with pytest.raises(SystemExit, match="seed_cnn.onnx: missing or its sha256 differs"):
         to_onnx.main([*only_seg, "--update"])
     assert (out / "densenet_unet.onnx").stat().st_mtime_ns == segmenter
-    # without --update the manifest lists this run's models alone
+    # a run that fails a check (here parity, at a tolerance nothing meets) changes nothing
     (out / "seed_cnn.onnx").write_bytes(files["seed_cnn.onnx"])
+    everything = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(SystemExit):
+        to_onnx.main([*only_seg, "--update", "--tolerance", "-1"])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == everything
+    # without --update the manifest lists this run's models alone
     assert to_onnx.main(only_seg) == 0
     assert list(json.loads((out / "manifest.json").read_text())["models"]) == ["densenet_unet.onnx"]
 
