@@ -345,8 +345,9 @@ python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" --mo
     0.55 0.60 0.65 0.70 0.75 0.80 0.85 0.90 --digits 5
 
 # export the chosen models of then: stage G's classifier, stage H's segmenter at the mask
-# threshold of selection-j.md (stage L's replaces it further down) (parity check; int8 variants kept only if they hold accuracy; series
-# thresholds on the four validation seeds, training/trials/series-thresholds-rule.md)
+# threshold of selection-j.md, which stage L's replaces further down (parity check; int8
+# variants kept only if they hold accuracy; series thresholds on the four validation seeds,
+# training/trials/series-thresholds-rule.md)
 python export/to_onnx.py --classifier runs/ft8/densenet25d.keras \
     --segmenter runs/ft9/densenet_unet.keras --seed-cnn runs/seed_cnn.keras --mask-threshold 0.65 \
     --data "$DATA/phantoms-val" --series-data "$DATA/phantoms-val" "$DATA/phantoms-val2a" \
