@@ -73,3 +73,29 @@ def test_precision_study_scores_and_times_every_variant(labelled_phantoms, tiny_
     assert [r.split(" | ")[0] for r in rows] == [
         "| float32", "| int8 (export's recipe)", "| int8 (convolutions only)", "| fp16"]
     assert " | +0.0000 | yes | " in rows[0] and rows[0].endswith(" | 1.00x |")
+
+
+def test_several_folders_are_scored_as_one_set(labelled_phantoms, tmp_path):
+    """--data A B: the union of the folders, each slice's truth from its own folder."""
+    from tiny_models import tiny_segmenter
+
+    from training.evaluate import evaluate_classifier, evaluate_segmenter
+    from training.synth import make_study, write_label_csv, write_studies_csv, write_study
+
+    other = tmp_path / "other"
+    records = [write_study(make_study(800 + i, size=96, positive=i == 0, thin=False), other,
+                           study_index=i) for i in range(2)]  # fmt: skip
+    write_label_csv(records, other / "stage_2_train.csv")
+    write_studies_csv(records, other / "studies.csv")
+    clf, seg = tmp_path / "clf.onnx", tmp_path / "seg.onnx"
+    onnx.save(tiny_classifier(), clf)
+    onnx.save(tiny_segmenter(), seg)
+    one, two = (evaluate_classifier(clf, d) for d in (labelled_phantoms, other))
+    both = evaluate_classifier(clf, [labelled_phantoms, other])
+    assert both["slices"] == one["slices"] + two["slices"] > two["slices"] > 0
+    assert both["series"]["series"] == 6 and both["positive_series"]["any"] == 3
+    one, two = (evaluate_segmenter(seg, d) for d in (labelled_phantoms, other))
+    both = evaluate_segmenter(seg, [labelled_phantoms, other])
+    for key in ("slices", "bleeding_slices", "bleeding_series", "volume_series"):
+        assert both[key] == one[key] + two[key], key
+    assert two["bleeding_slices"] > 0

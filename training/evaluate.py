@@ -2,6 +2,7 @@
 
     python training/evaluate.py --data data/phantoms-test --out models/evaluation.json
     python training/evaluate.py --data data/phantoms-test --real ../shared/data   # + real checks
+    python training/evaluate.py --data data/test-a data/test-b   # several folders, one set
 
 On a labelled folder in the RSNA layout (phantoms from ``training.synth`` with a seed never used
 for training, or real RSNA data), every classifier in the model folder is scored per slice
@@ -23,6 +24,7 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,11 +55,24 @@ def _interval(statistic, groups, *about) -> list | None:
     return None if np.isnan(low) else [low, high]
 
 
-def evaluate_classifier(path: Path, data: Path) -> dict:
-    labels = read_rsna_labels(data / "stage_2_train.csv")
+def _folders(data: Path | Sequence[Path]) -> list[Path]:
+    return [data] if isinstance(data, Path) else list(data)
+
+
+def _labels(data: Path | Sequence[Path]) -> dict:
+    """The labels of every folder (RSNA layout), merged: slice IDs are unique across them."""
+    labels: dict = {}
+    for folder in _folders(data):
+        labels.update(read_rsna_labels(folder / "stage_2_train.csv"))
+    return labels
+
+
+def evaluate_classifier(path: Path, data: Path | Sequence[Path]) -> dict:
+    """``data``: one test folder in the RSNA layout, or several scored as one set."""
+    labels = _labels(data)
     clf = ichinfer.Classifier(path, device="cpu")
     t0 = time.time()
-    result = clf.classify(data / "stage_2_train", on_error="collect")
+    result = clf.classify([f / "stage_2_train" for f in _folders(data)], on_error="collect")
     seconds = time.time() - t0
     ys, ps, groups = [], [], []
     for series in result.series:
@@ -130,22 +145,24 @@ def _dice_parts(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
     return int(np.logical_and(truth, pred).sum()), int(truth.sum() + pred.sum())
 
 
-def evaluate_segmenter(path: Path, data: Path, **settings) -> dict:
-    """``settings``: ``ichinfer.Segmenter``'s ``threshold`` and ``between``, where given."""
+def evaluate_segmenter(path: Path, data: Path | Sequence[Path], **settings) -> dict:
+    """``settings``: ``ichinfer.Segmenter``'s ``threshold`` and ``between``, where given. Each
+    slice's truth is ``masks/<its file's stem>.png`` beside its ``stage_2_train`` folder."""
     from training.pngio import read_png
 
     seg = ichinfer.Segmenter(path, device="cpu", **settings)
     t0 = time.time()
-    result = seg.segment(data / "stage_2_train", on_error="collect")
+    result = seg.segment([f / "stage_2_train" for f in _folders(data)], on_error="collect")
     seconds = time.time() - t0
     inter = total = p_inter = p_total = 0
     per, per_prior = [], []
     parts, groups = [], []  # per slice, for the intervals: (overlap, sizes) twice, has a bleed
     volumes = []
-    truth_volumes = _truth_volumes(data)
+    truth_volumes = {k: v for f in _folders(data) for k, v in _truth_volumes(f).items()}
     for series in result.series:
         for sl in series.slices:
-            truth = read_png(data / "masks" / (Path(sl.path).stem + ".png")) > 0
+            own = Path(sl.path)
+            truth = read_png(own.parent.parent / "masks" / (own.stem + ".png")) > 0
             prior = dense_prior(series.source.load_hu(sl.index)) > 0
             a, b = _dice_parts(truth, sl.mask > 0)
             c, d = _dice_parts(truth, prior)
@@ -261,7 +278,8 @@ def real_segmenter_checks(path: Path, shared: Path, **settings) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--data", type=Path, nargs="+", required=True,
+                   help="test folders (RSNA layout), scored as one set")
     p.add_argument("--model-dir", type=Path, default=None)
     p.add_argument("--real", type=Path, default=None, help="../shared/data for the real checks")
     p.add_argument("--out", type=Path, default=None)
@@ -276,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     folder = model_store.model_dir(args.model_dir)
     manifest = model_store.read_manifest(folder)
-    report: dict = {"data": args.data.name, "classifiers": [], "segmenters": [], "real": []}
+    names = ", ".join(f.name for f in args.data)
+    report: dict = {"data": names, "classifiers": [], "segmenters": [], "real": []}
     for name, entry in sorted(manifest["models"].items()):
         path = folder / name
         if args.only and entry.get("task") != args.only:
