@@ -396,7 +396,12 @@ def candidates_current_test(evaluation: dict, root: Path = ROOT) -> list[str]:
     )
 
 
-def render(manifest: dict, evaluation: dict, template: str) -> str:
+#: the bundle on a larger test set (``training/evaluate.py`` over several folders)
+LARGER_TEST = "training/trials/bundle-evaluation-test2-test5.json"
+
+
+def render(manifest: dict, evaluation: dict, template: str, root: Path = ROOT) -> str:
+    larger = _read(LARGER_TEST, root) if (root / LARGER_TEST).exists() else {}
     tables = {
         "TARGETS": target_rows(manifest, evaluation),
         "MODELS": model_rows(manifest),
@@ -412,11 +417,14 @@ def render(manifest: dict, evaluation: dict, template: str) -> str:
         "QUANT": quant_rows(manifest),
         "CANDIDATES": candidates_old_test(),
         "CANDIDATES-CURRENT": candidates_current_test(evaluation),
+        "LARGER-CLASSIFIERS": classifier_rows(larger),
+        "LARGER-SEGMENTERS": segmenter_rows(larger),
     }
     out = template
     for key, rows in tables.items():
         out = out.replace(f"<!-- {key} -->", "\n".join(rows))
     out = out.replace("<!-- TEST-DATA -->", evaluation.get("data", "n/a"))
+    out = out.replace("<!-- LARGER-TEST-DATA -->", larger.get("data", "n/a"))
     return out
 
 

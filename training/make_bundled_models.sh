@@ -403,4 +403,9 @@ ln -sfn ../ft14/densenet_unet.json runs/bundled/densenet_unet.json
 # checks when available
 python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
     --out models/evaluation.json
+# 80 more test phantoms from stage D's generator (seeds 83 and 82, made on 2026-12-06 after every
+# choice above): the bundle on 120 test studies, for the card's narrower intervals
+gen 21e0a62 phantoms-test5a 40 83 & gen 21e0a62 phantoms-test5b 40 82 & wait
+python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
+    "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
 python export/model_card.py
