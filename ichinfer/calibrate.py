@@ -31,6 +31,7 @@ from ichinfer.labels import LABELS
 from ichinfer.metrics import (
     MIN_SERIES_FOR_INTERVAL,
     SERIES_INTERVAL,
+    roc_auc,
     series_interval,
     weighted_auc,
 )
@@ -329,8 +330,10 @@ def calibrate(
         y = np.asarray([labels[(i, label)] for i in rows], dtype=np.float64) >= 0.5
         s = np.asarray([scores[(i, label)] for i in rows], dtype=np.float64)
         groups = np.asarray([series[i] for i in rows]) if by_series else None
-        auc, lo, hi = delong_ci(y, s)
-        if groups is not None:
+        if groups is None:
+            auc, lo, hi = delong_ci(y, s)
+        else:  # the AUC alone, its interval from the series
+            auc = roc_auc(y, s)
             lo, hi = series_interval(weighted_auc(y, s), groups, y, ~y)
         chosen = None
         if y.any():
