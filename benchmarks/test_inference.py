@@ -16,8 +16,8 @@ from ichinfer import runtime
 
 KERAS_BATCH_SIZES = (1, 32)
 #: pause before each half of a pair: after ``predict`` TensorFlow stays busy for a while (on the
-#: 2-core VM, onnxruntime's segmenter batch 32 ran 400 ms 0.2 s after it, 290 ms 1 s after it,
-#: as alone), and onnxruntime's thread pool spins after a run
+#: 2-core VM, onnxruntime's int8 segmenter at batch 32 ran about 400 ms 0.2 s after it and 290 ms
+#: 1 s after it, as alone), and onnxruntime's thread pool spins after a run
 PAUSE_S = 1.0
 
 
