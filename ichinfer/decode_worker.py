@@ -14,7 +14,7 @@ import select
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -68,6 +68,27 @@ def watch_parent(pid: int) -> None:
     if os.name == "nt":  # os.kill(pid, 0) would terminate the parent there, not test it
         return
     threading.Thread(target=watch, name="ichinfer-parent-watch", daemon=True).start()
+
+
+#: settings a worker takes from the process that hands it a task, at every task: the pool
+#: starts once and outlives changes to them (a worker kept decoding with pylibjpeg after
+#: ICHINFER_JPEG_LOSSLESS_DECODER had named another decoder)
+CALLERS_ENV = (dicom.JPEG_LOSSLESS_DECODER_ENV,)
+
+
+def callers_env() -> dict[str, str | None]:
+    """This process's values of :data:`CALLERS_ENV` (``None``: unset), for :func:`in_env`."""
+    return {name: os.environ.get(name) for name in CALLERS_ENV}
+
+
+def in_env(env: dict[str, str | None], fn: Callable[..., None], *args: object) -> None:
+    """``fn(*args)`` with ``env`` set in this (worker) process first."""
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    fn(*args)
 
 
 def decode_file(info: dicom.SliceInfo, sizes: Sequence[int]) -> list[np.ndarray]:

@@ -30,8 +30,10 @@ import numpy as np
 
 from ichinfer import dicom
 from ichinfer.decode_worker import (
+    callers_env,
     decode_file,
     decode_into,
+    in_env,
     map_stack,
     shared_folder,
     shared_prefix,
@@ -231,6 +233,7 @@ def share_with_workers(fn: Callable[..., None], tasks: Sequence[tuple], workers:
     1.56 s). Tasks start in order and none starts after one has failed; the earliest failure
     is raised once the tasks in flight are done."""
     pool = _process_pool(workers)
+    env = callers_env()  # the decoder choice as it is now, not as it was when the pool started
     pending: dict[Future, int] = {}
     failed: dict[int, BaseException] = {}
     lost: list[int] = []  # the tasks of a pool that broke: this process runs them
@@ -264,7 +267,7 @@ def share_with_workers(fn: Callable[..., None], tasks: Sequence[tuple], workers:
         while k < len(tasks) and not failed:
             while not lost and k < len(tasks) and len(pending) < 4 * workers:
                 try:
-                    pending[pool.submit(fn, *tasks[k])] = k
+                    pending[pool.submit(in_env, env, fn, *tasks[k])] = k
                 except BrokenProcessPool:
                     lost.append(k)
                 k += 1

@@ -196,3 +196,35 @@ def test_released_workers_start_again(phantom_study, monkeypatch) -> None:
     grids = _decode(phantom_study.folder, "processes", monkeypatch)
     for size in ref:
         np.testing.assert_array_equal(grids[size], ref[size])
+
+
+def _record_env(path: str, k: int) -> None:
+    """A task for the pool: which process ran it, and the decoder setting it saw."""
+    import os
+
+    from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV
+
+    with open(f"{path}/{k}", "w") as f:
+        f.write(f"{os.getpid()} {os.environ.get(JPEG_LOSSLESS_DECODER_ENV, '(unset)')}")
+
+
+def test_workers_take_the_decoder_setting_of_each_call(tmp_path, monkeypatch) -> None:
+    """The pool starts once and is reused: a worker must decode with the decoder named when the
+    task was handed over (ICHINFER_JPEG_LOSSLESS_DECODER), not when the pool started."""
+    import os
+
+    from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV
+    from ichinfer.pipeline import share_with_workers
+
+    for value in ("pylibjpeg", "gdcm", None):
+        if value is None:
+            monkeypatch.delenv(JPEG_LOSSLESS_DECODER_ENV, raising=False)
+        else:
+            monkeypatch.setenv(JPEG_LOSSLESS_DECODER_ENV, value)
+        out = tmp_path / str(value)
+        out.mkdir()
+        share_with_workers(_record_env, [(str(out), k) for k in range(400)], 1)
+        seen = [p.read_text().split() for p in out.iterdir()]
+        assert len(seen) == 400
+        assert {pid for pid, _ in seen} - {str(os.getpid())}, "no task ran in the worker"
+        assert {v for _, v in seen} == {value or "(unset)"}
