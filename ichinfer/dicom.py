@@ -623,6 +623,7 @@ def _transfer_syntax(ds: Dataset) -> UID | None:
 
 def _check_decoder(ds: Dataset, path: str) -> None:
     """Raise UnsupportedTransferSyntaxError when no installed plugin decodes the pixel data."""
+    _register_plugins()
     ts = _transfer_syntax(ds)
     if ts is None:
         raise InvalidInputError("no (0002,0010) Transfer Syntax UID", path=path)
@@ -641,16 +642,31 @@ def _check_decoder(ds: Dataset, path: str) -> None:
         )
 
 
-#: the JPEG Lossless decoder: ``gdcm`` (the ``[gdcm]`` extra; pylibjpeg without it) or
-#: ``pylibjpeg``. GDCM gave the same pixels on every CQ500 slice and decodes them faster.
+#: the JPEG Lossless decoders, fastest first: ``imagecodecs`` (libjpeg-turbo; the
+#: ``[imagecodecs]`` extra), ``gdcm`` (the ``[gdcm]`` extra) and ``pylibjpeg`` (always
+#: installed). The first one installed decodes, unless ICHINFER_JPEG_LOSSLESS_DECODER names
+#: another; both extras gave pylibjpeg's pixels on every CQ500 slice.
 JPEG_LOSSLESS_DECODER_ENV = "ICHINFER_JPEG_LOSSLESS_DECODER"
-JPEG_LOSSLESS_DECODERS = ("gdcm", "pylibjpeg")
+JPEG_LOSSLESS_DECODERS = ("imagecodecs", "gdcm", "pylibjpeg")
 _JPEG_LOSSLESS = frozenset({JPEGLossless, JPEGLosslessSV1})
+_IMAGECODECS_PLUGIN = ("ichinfer.imagecodecs_decoder", "decode_frame")
+
+
+@functools.cache
+def _register_plugins() -> None:
+    """Add ichinfer's imagecodecs plugin to pydicom's JPEG Lossless decoders (once; pydicom's
+    ``add_plugin`` is not thread-safe, and this runs before any decoder is looked at)."""
+    for ts in sorted(_JPEG_LOSSLESS):
+        try:
+            get_decoder(ts).add_plugin("imagecodecs", _IMAGECODECS_PLUGIN)
+        except ValueError:  # already there (a pydicom with its own plugin of that name keeps it)
+            pass
 
 
 @functools.cache
 def installed_plugins(ts: UID | None) -> tuple[str, ...]:
     """The pydicom decoding plugins installed for transfer syntax ``ts`` (none if unknown)."""
+    _register_plugins()
     try:
         return tuple(get_decoder(ts).available_plugins) if ts is not None else ()
     except NotImplementedError:
@@ -662,18 +678,23 @@ def gdcm_installed() -> bool:
     return "gdcm" in installed_plugins(JPEGLosslessSV1)
 
 
+def imagecodecs_installed() -> bool:
+    """Whether the ``[imagecodecs]`` extra is there to decode JPEG Lossless (libjpeg-turbo)."""
+    return "imagecodecs" in installed_plugins(JPEGLosslessSV1)
+
+
 def decoding_plugins(ts: UID | None) -> tuple[str, ...]:
     """The pydicom decoding plugins tried for ``ts``, in order (``""``: pydicom's own choice).
 
-    JPEG Lossless: GDCM first when installed (``ICHINFER_JPEG_LOSSLESS_DECODER=pylibjpeg``
-    puts pylibjpeg first). Any other syntax stays with pylibjpeg even when GDCM is installed
-    (pydicom alone would try GDCM first): GDCM is checked against pylibjpeg here on JPEG
-    Lossless only, so elsewhere the decoder the tests cover keeps the job, falling back to
-    pydicom's choice only if pylibjpeg fails."""
+    JPEG Lossless: the installed ones of :data:`JPEG_LOSSLESS_DECODERS` in that order, or the
+    one ``ICHINFER_JPEG_LOSSLESS_DECODER`` names first. Any other syntax stays with pylibjpeg
+    even when GDCM is installed (pydicom alone would try GDCM first): the extras are checked
+    against pylibjpeg here on JPEG Lossless only, so elsewhere the decoder the tests cover
+    keeps the job, falling back to pydicom's choice only if pylibjpeg fails."""
     installed = installed_plugins(ts)
     if ts in _JPEG_LOSSLESS:
-        first = os.environ.get(JPEG_LOSSLESS_DECODER_ENV, "gdcm").strip().lower() or "gdcm"
-        if first not in JPEG_LOSSLESS_DECODERS:
+        first = os.environ.get(JPEG_LOSSLESS_DECODER_ENV, "").strip().lower()
+        if first and first not in JPEG_LOSSLESS_DECODERS:
             raise ValueError(f"{JPEG_LOSSLESS_DECODER_ENV}={first} is not one of "
                              f"{', '.join(JPEG_LOSSLESS_DECODERS)}")
         order = [p for p in (first, *JPEG_LOSSLESS_DECODERS) if p in installed]
