@@ -31,7 +31,8 @@ BATCH_SIZES = (1, 8, 32)
 
 def pytest_configure(config: pytest.Config) -> None:
     """JPEG Lossless through pylibjpeg, as in the base install, unless a benchmark (the ``gdcm``
-    variants) says otherwise: the environment that runs these may have the ``[gdcm]`` extra."""
+    and ``imagecodecs`` variants) says otherwise: the environment that runs these may have the
+    ``[gdcm]`` or ``[imagecodecs]`` extra."""
     from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV
 
     os.environ.setdefault(JPEG_LOSSLESS_DECODER_ENV, "pylibjpeg")
@@ -42,6 +43,16 @@ def gdcm_or_skip() -> None:
 
     if not gdcm_installed():
         pytest.skip("python-gdcm is not installed (pip install '.[gdcm]')")
+
+
+def extra_or_skip(decoder: str) -> None:
+    """Skip unless the JPEG Lossless decoder ``decoder`` (pylibjpeg or an extra) is installed."""
+    from ichinfer.dicom import imagecodecs_installed
+
+    if decoder == "gdcm":
+        gdcm_or_skip()
+    elif decoder == "imagecodecs" and not imagecodecs_installed():
+        pytest.skip("imagecodecs is not installed (pip install '.[imagecodecs]')")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -209,10 +209,12 @@ def installed_sizes() -> dict:
     own = sum(p.stat().st_size for p in ours.rglob("*.py"))
     gdcm = {k: v for k, v in closure(["python-gdcm"]).items() if k not in runtime}
     nifti = {k: v for k, v in closure(["nibabel"]).items() if k not in runtime}
+    codecs = {k: v for k, v in closure(["imagecodecs"]).items() if k not in runtime}
     return {"runtime_bytes": sum(runtime.values()) + own, "runtime_distributions": runtime,
             "runtime_versions": {k: metadata.version(k) for k in runtime},
             "gdcm_extra_bytes": sum(gdcm.values()) if gdcm else None,
             "nifti_extra_bytes": sum(nifti.values()) if nifti else None,
+            "imagecodecs_extra_bytes": sum(codecs.values()) if codecs else None,
             "tensorflow_bytes": sum(tf.values()), "tensorflow_distributions": tf,
             "method": "importlib.metadata file sizes of each distribution and its requirements "
                       "(recursively) in this environment; ichinfer's own sources added"}
@@ -288,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=Path("footprint.json"))
     args = ap.parse_args(argv)
-    from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV, gdcm_installed
+    from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV, gdcm_installed, imagecodecs_installed
 
-    # the base install's decoder (pylibjpeg) unless told otherwise; GDCM (the [gdcm] extra)
-    # measured apart below when it is installed
+    # the base install's decoder (pylibjpeg) unless told otherwise; GDCM and imagecodecs (the
+    # [gdcm] and [imagecodecs] extras) measured apart below when they are installed
     os.environ.setdefault(JPEG_LOSSLESS_DECODER_ENV, "pylibjpeg")
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "python": sys.version.split()[0],
                     "model_dir": str(args.model_dir)}
@@ -313,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         if gdcm_installed():
             result["peak_memory_gdcm"] = peak_rss(args.model_dir, CQ500,
                                                   {JPEG_LOSSLESS_DECODER_ENV: "gdcm"})
+        if imagecodecs_installed():
+            result["peak_memory_imagecodecs"] = peak_rss(
+                args.model_dir, CQ500, {JPEG_LOSSLESS_DECODER_ENV: "imagecodecs"})
     else:
         result["peak_memory"] = {"skipped": f"{CQ500} is absent"}
     # one slice, so the figure is start-up + first result, not the decode of a whole series

@@ -198,7 +198,8 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
         rows.append(["peak memory, same run with 2 decode processes (PSS of all processes, "
                      "summed)", f"{tree / 2**20:.0f} MiB", "≤ 400 MB", _ok(tree <= 400e6)])
     for b in [*bench.find(r"test_(classify|segment|classify_and_segment|assess)_(40|cq500)"),
-              *bench.find(r"test_cq500_decode_processes\[.+\]"), *bench.find(r"test_cq500_gdcm")]:
+              *bench.find(r"test_cq500_decode_processes\[.+\]"), *bench.find(r"test_cq500_gdcm"),
+              *bench.find(r"test_cq500_imagecodecs\[.+\]")]:
         frac = b["extra_info"].get("decode_preprocess_fraction")
         if frac is None:
             continue
@@ -209,30 +210,38 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
     return rows
 
 
-def gdcm_rows(bench: Bench, fp: dict) -> list[list[str]]:
-    """The [gdcm] extra against pylibjpeg, each pair from the same run."""
+def extra_rows(bench: Bench, fp: dict, extra: str = "gdcm") -> list[list[str]]:
+    """A JPEG Lossless decoder extra (``gdcm`` or ``imagecodecs``) against pylibjpeg, each
+    pair from the same run."""
     rows = []
     pairs = [
-        ("read one CQ500 slice to HU", r"test_read_jpeg_lossless_cq500\[gdcm\]",
+        ("read one CQ500 slice to HU", rf"test_read_jpeg_lossless_cq500\[{extra}\]",
          r"test_read_jpeg_lossless_cq500\[pylibjpeg\]"),
         ("decode CQ500 onto the model grid (238 slices, 1 thread)",
-         r"test_decode_series_cq500\[1, gdcm\]", r"test_decode_series_cq500\[1\]"),
-        ("CQ500 classify + segment, end to end (one decode)", r"test_cq500_gdcm",
+         rf"test_decode_series_cq500\[1, {extra}\]", r"test_decode_series_cq500\[1\]"),
+        ("decode CQ500 onto the model grid (238 slices, 2 processes)",
+         rf"test_decode_series_cq500\[2 processes, {extra}\]",
+         r"test_decode_series_cq500\[2 processes\]"),
+        ("CQ500 classify + segment, end to end (one decode)",
+         r"test_cq500_gdcm" if extra == "gdcm" else r"test_cq500_imagecodecs\[0\]",
          r"test_classify_and_segment_cq500"),
+        ("CQ500 classify + segment, end to end (one decode), 2 decode processes",
+         r"test_cq500_imagecodecs\[2\]" if extra == "imagecodecs" else r"(?!)",
+         r"test_cq500_decode_processes\[classify_and_segment\]"),
     ]
     for what, mine, base in pairs:
         g, p = bench.one(mine), bench.one(base)
         if g and p:
             rows.append([what, f"{_ms(Bench.median(g))} vs {_ms(Bench.median(p))} "
                          f"({Bench.median(p) / Bench.median(g):.2f}× faster)", "(no target)", "—"])
-    mem = fp.get("peak_memory_gdcm", {})
+    mem = fp.get(f"peak_memory_{extra}", {})
     if "peak_rss_bytes" in mem:
         rss = mem["peak_rss_bytes"]
-        rows.append(["peak resident memory, classify + segment CQ500, GDCM decoding",
+        rows.append([f"peak resident memory, classify + segment CQ500, {extra} decoding",
                      f"{rss / 2**20:.0f} MiB", "≤ 400 MB", _ok(rss <= 400e6)])
     inst = fp.get("installed", {})
-    if inst.get("gdcm_extra_bytes") and inst.get("tensorflow_bytes"):
-        total = inst["runtime_bytes"] + inst["gdcm_extra_bytes"]
+    if inst.get(f"{extra}_extra_bytes") and inst.get("tensorflow_bytes"):
+        total = inst["runtime_bytes"] + inst[f"{extra}_extra_bytes"]
         share = total / inst["tensorflow_bytes"]
         rows.append(["runtime environment with the extra vs TensorFlow + Keras",
                      f"{share:.1%} ({total / 2**20:.0f} MiB)", "≤ 25%", _ok(share <= 0.25)])
@@ -330,6 +339,7 @@ def render(bench_path: Path, footprint_path: Path | None, draft: str | None,
         "(`ichinfer.runtime.Session.run`); `test_onnxruntime_whole_batch` times the same batch "
         "as one run on all the session's threads, the way it ran before.",
         "",
+        *_imagecodecs_section(bench, fp),
         *(_gdcm_section(*gdcm) if gdcm else []),
         "## Every benchmark",
         "",
@@ -337,6 +347,23 @@ def render(bench_path: Path, footprint_path: Path | None, draft: str | None,
         "",
     ]
     return "\n".join(parts)
+
+
+def _imagecodecs_section(bench: Bench, fp: dict) -> list[str]:
+    rows = extra_rows(bench, fp, "imagecodecs")
+    if not rows:
+        return []
+    return [
+        "## With the opt-in `[imagecodecs]` extra",
+        "",
+        "libjpeg-turbo (imagecodecs) decoding JPEG Lossless, in the same run as the tables above "
+        "(the `[test]` extra installs it; every benchmark without `imagecodecs` in its name "
+        "decodes with pylibjpeg, `ICHINFER_JPEG_LOSSLESS_DECODER=pylibjpeg`, as the base "
+        "install does). Its decode + preprocessing share is among the targets above.",
+        "",
+        table(rows, ["figure", "measured", "target", ""]),
+        "",
+    ]
 
 
 def _gdcm_section(bench_path: Path, footprint_path: Path) -> list[str]:
@@ -351,7 +378,7 @@ def _gdcm_section(bench_path: Path, footprint_path: Path) -> list[str]:
         "the pylibjpeg figure with `ICHINFER_JPEG_LOSSLESS_DECODER=pylibjpeg`. With GDCM "
         "installed, `import pydicom` loads it whichever decoder is used.",
         "",
-        table(gdcm_rows(bench, json.loads(footprint_path.read_text())),
+        table(extra_rows(bench, json.loads(footprint_path.read_text()), "gdcm"),
               ["figure", "measured", "target", ""]),
         "",
         details(bench),

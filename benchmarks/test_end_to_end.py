@@ -208,3 +208,24 @@ def test_cq500_gdcm(benchmark, monkeypatch, tmp_path, classifier, segmenter, cq5
          lambda out: _both(classifier, segmenter, cq500, out), (classifier, segmenter), 238,
          rounds=3)
     benchmark.extra_info.update(jpeg_lossless_decoder="gdcm")
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_cq500_imagecodecs(benchmark, monkeypatch, tmp_path, classifier, segmenter, cq500,
+                           processes) -> None:
+    """Classify + segment CQ500 with the ``[imagecodecs]`` extra (libjpeg-turbo) decoding its
+    JPEG Lossless, in this process alone and with a decode worker beside it."""
+    from conftest import extra_or_skip
+
+    from ichinfer.dicom import JPEG_LOSSLESS_DECODER_ENV
+    from ichinfer.pipeline import DECODE_PROCESSES_ENV
+
+    extra_or_skip("imagecodecs")
+    monkeypatch.setenv(JPEG_LOSSLESS_DECODER_ENV, "imagecodecs")
+    monkeypatch.setenv(DECODE_PROCESSES_ENV, str(processes))
+    what = "2 decode processes, " if processes else ""
+    _run(benchmark, monkeypatch, tmp_path,
+         f"classify + segment CQ500 (238 slices, one decode), {what}imagecodecs decoding",
+         lambda out: _both(classifier, segmenter, cq500, out), (classifier, segmenter), 238,
+         rounds=3)
+    benchmark.extra_info.update(jpeg_lossless_decoder="imagecodecs", decode_processes=processes)

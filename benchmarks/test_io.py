@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import gdcm_or_skip
+from conftest import extra_or_skip
 
 from ichinfer import dicom
 
@@ -53,10 +53,9 @@ def test_read_scanned_uncompressed_synthetic(benchmark, series40: Path) -> None:
     _read_one(benchmark, _first(series40), scanned=True)
 
 
-@pytest.mark.parametrize("decoder", ["pylibjpeg", "gdcm"])
+@pytest.mark.parametrize("decoder", ["pylibjpeg", "gdcm", "imagecodecs"])
 def test_read_jpeg_lossless_cq500(benchmark, cq500: Path, decoder: str, monkeypatch) -> None:
-    if decoder == "gdcm":
-        gdcm_or_skip()
+    extra_or_skip(decoder)
     monkeypatch.setenv(dicom.JPEG_LOSSLESS_DECODER_ENV, decoder)
     _read_one(benchmark, _first(cq500))
     benchmark.extra_info.update(jpeg_lossless_decoder=decoder)
@@ -75,17 +74,17 @@ def test_scan_headers_cq500(benchmark, cq500: Path) -> None:
     assert n == 238
 
 
-@pytest.mark.parametrize("workers", [1, 2, "2 processes", "1, gdcm"])
+@pytest.mark.parametrize("workers", [1, 2, "2 processes", "1, gdcm", "1, imagecodecs",
+                                     "2 processes, imagecodecs"])
 def test_decode_series_cq500(benchmark, cq500: Path, workers, monkeypatch) -> None:
     """All 238 CQ500 slices to HU on the 192² grid (PreparedSeries.decode), by decode threads
     or (``ICHINFER_DECODE_PROCESSES``) worker processes, whose pool starts in a warm-up round."""
     from ichinfer.pipeline import DECODE_PROCESSES_ENV, DECODE_THREADS_ENV, PreparedSeries
 
-    processes = 2 if workers == "2 processes" else 0
+    processes = 2 if str(workers).startswith("2 processes") else 0
     threads = workers if isinstance(workers, int) else 1
-    decoder = "gdcm" if workers == "1, gdcm" else "pylibjpeg"
-    if decoder == "gdcm":
-        gdcm_or_skip()
+    decoder = str(workers).split(", ")[1] if ", " in str(workers) else "pylibjpeg"
+    extra_or_skip(decoder)
     monkeypatch.setenv(dicom.JPEG_LOSSLESS_DECODER_ENV, decoder)
     monkeypatch.setenv(DECODE_THREADS_ENV, str(threads))
     monkeypatch.setenv(DECODE_PROCESSES_ENV, str(processes))
