@@ -691,13 +691,18 @@ def info(
     import onnxruntime
     import pydicom
 
-    from ichinfer import models, runtime
+    from ichinfer import dicom, models, runtime
 
+    try:  # installed, in the order tried (ICHINFER_JPEG_LOSSLESS_DECODER first)
+        jpeg_lossless: list[str] | str = list(dicom.decoding_plugins(dicom.JPEGLosslessSV1))
+    except ValueError as err:  # ICHINFER_JPEG_LOSSLESS_DECODER names no decoder
+        jpeg_lossless = str(err)
     report: dict = {
         "ichinfer": __version__,
         "python": sys.version.split()[0],
         "onnxruntime": onnxruntime.__version__,
         "pydicom": pydicom.__version__,
+        "jpeg_lossless_decoders": jpeg_lossless,
         "providers": runtime.available_providers(),
     }
     try:
@@ -719,7 +724,8 @@ def info(
     if as_json:
         out_console.print_json(json.dumps(report))
     else:
-        for key in ("ichinfer", "python", "onnxruntime", "pydicom", "providers", "model_dir"):
+        for key in ("ichinfer", "python", "onnxruntime", "pydicom", "jpeg_lossless_decoders",
+                    "providers", "model_dir"):
             out_console.print(f"{key}: {report.get(key)}", highlight=False)
         for m in report.get("models", []):
             if "error" in m:

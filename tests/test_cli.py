@@ -117,6 +117,21 @@ def test_info_lists_models_and_providers(tiny_model_dir):
     data = json.loads(r.output)
     assert "CPUExecutionProvider" in data["providers"]
     assert {m["file"] for m in data["models"]} == {"tiny_classifier.onnx", "tiny_segmenter.onnx"}
+    assert "pylibjpeg" in data["jpeg_lossless_decoders"]
+
+
+def test_info_lists_the_jpeg_lossless_decoders_in_the_order_tried(tiny_model_dir, monkeypatch):
+    from ichinfer import dicom
+
+    monkeypatch.setenv(dicom.JPEG_LOSSLESS_DECODER_ENV, "pylibjpeg")
+    data = json.loads(invoke("info", "--model-dir", tiny_model_dir, "--json").output)
+    assert data["jpeg_lossless_decoders"][0] == "pylibjpeg"
+    assert set(data["jpeg_lossless_decoders"]) == set(
+        dicom.installed_plugins(dicom.JPEGLosslessSV1))
+    monkeypatch.setenv(dicom.JPEG_LOSSLESS_DECODER_ENV, "turbo")
+    r = invoke("info", "--model-dir", tiny_model_dir, "--json")
+    assert r.exit_code == 0
+    assert "DECODER=turbo is not one of" in json.loads(r.output)["jpeg_lossless_decoders"]
 
 
 def test_refused_model_is_one_line_and_exit_2(phantom_study, tiny_model_dir, tmp_path):
