@@ -219,6 +219,8 @@ def extra_rows(bench: Bench, fp: dict, extra: str = "gdcm") -> list[list[str]]:
          r"test_read_jpeg_lossless_cq500\[pylibjpeg\]"),
         ("decode CQ500 onto the model grid (238 slices, 1 thread)",
          rf"test_decode_series_cq500\[1, {extra}\]", r"test_decode_series_cq500\[1\]"),
+        ("decode CQ500 onto the model grid (238 slices, 2 threads)",
+         rf"test_decode_series_cq500\[2, {extra}\]", r"test_decode_series_cq500\[2\]"),
         ("decode CQ500 onto the model grid (238 slices, 2 processes)",
          rf"test_decode_series_cq500\[2 processes, {extra}\]",
          r"test_decode_series_cq500\[2 processes\]"),
