@@ -17,6 +17,8 @@ from pathlib import Path
 #: weights (export/from_onnx.py rebuilds them from the ONNX files; the last step of
 #: training/make_bundled_models.sh links the original checkpoints there instead)
 COMMANDS = """\
+# the environment of the README's test command (.venv: pip install -e ".[test,train]"; the
+# [test] extra brings imagecodecs, whose benchmarks have it in their names)
 .venv/bin/python export/from_onnx.py --model-dir models --out runs/bundled
 ICHINFER_MODEL_DIR=models ICHINFER_KERAS_DIR=runs/bundled \\
   .venv/bin/python -m pytest benchmarks --benchmark-only --benchmark-json bench.json
@@ -25,7 +27,8 @@ ICHINFER_MODEL_DIR=models ICHINFER_KERAS_DIR=runs/bundled \\
 # then the [gdcm] extra, same machine, same environment plus python-gdcm
 .venv/bin/pip install -e ".[gdcm]"
 ICHINFER_MODEL_DIR=models .venv/bin/python -m pytest benchmarks --benchmark-only \\
-  -k "jpeg_lossless or decode_series or classify_and_segment_cq500 or cq500_gdcm" \\
+  -k "(jpeg_lossless or decode_series or classify_and_segment_cq500 or cq500_gdcm) \\
+      and not imagecodecs" \\
   --benchmark-json bench-gdcm.json
 .venv/bin/python benchmarks/footprint.py --model-dir models --keras-dir runs/bundled \\
   --out footprint-gdcm.json
