@@ -37,6 +37,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.pixels import pixel_array as _decode_pixels
+from pydicom.pixels.utils import as_pixel_options
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, JPEGLossless, JPEGLosslessSV1
 
 from ichinfer.errors import (
@@ -142,6 +143,23 @@ class NativePixels:
 
 
 @dataclass(frozen=True)
+class EncodedPixels:
+    """Where a compressed single-frame image keeps its encapsulated pixel data, and how it
+    becomes HU, as its header scan found them: :func:`read_slice_hu` then reads those bytes and
+    hands them to pydicom's decoder with the options the header gave, instead of parsing the
+    file again (a CQ500 JPEG Lossless slice: ``benchmarks/README.md``). ``size`` and
+    ``mtime_ns`` are the file's as scanned: a file changed since is read the full way."""
+
+    offset: int
+    length: int
+    transfer_syntax: str
+    options: dict[str, Any]
+    params: _PixelParams
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
 class SliceInfo:
     """Header-only description of one 2-D image (a file, or a frame of a multi-frame file)."""
 
@@ -156,6 +174,7 @@ class SliceInfo:
     slice_thickness_mm: float | None
     location_mm: float = 0.0
     native: NativePixels | None = field(default=None, repr=False, compare=False)
+    encoded: EncodedPixels | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -456,11 +475,13 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
 
 
 class _PixelsAt(NamedTuple):
-    """Where a native (7FE0,0010) Pixel Data's value starts, in the file as it was read."""
+    """Where a (7FE0,0010) Pixel Data's value starts, in the file as it was read; for
+    encapsulated data also its length up to its Sequence Delimitation Item."""
 
     offset: int
     size: int
     mtime_ns: int
+    encapsulated_length: int | None = None
 
 
 def _read_dataset(
@@ -487,9 +508,9 @@ def _read_dataset(
                 raise NotDicomError("not a DICOM file (no 'DICM' preamble)", path=path)
             ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=True)
             if stop_before_pixels:
-                has_pixels, offset = _pixel_element_follows(fp, ds, size, path)
+                has_pixels, offset, encapsulated = _pixel_element_follows(fp, ds, size, path)
                 if offset is not None:
-                    at = _PixelsAt(offset, size, st.st_mtime_ns)
+                    at = _PixelsAt(offset, size, st.st_mtime_ns, encapsulated)
             else:
                 has_pixels = any(k in ds for k in _PIXEL_KEYWORDS)
     except IchInferError:
@@ -528,25 +549,26 @@ def _ensure_transfer_syntax(ds: Dataset) -> None:
 
 def _pixel_element_follows(
     fp: Any, ds: Dataset, size: int, path: str
-) -> tuple[bool | None, int | None]:
+) -> tuple[bool | None, int | None, int | None]:
     """After a ``stop_before_pixels`` read: is the next element Pixel Data, and is it whole?
-    Also where the value of a native (7FE0,0010) Pixel Data starts (None for other data).
+    Also where the value of a (7FE0,0010) Pixel Data starts (None for other data) and, where
+    it is encapsulated, its length up to the Sequence Delimitation Item (else None).
 
     Native data must hold the bytes that (0028,0010) Rows x (0028,0011) Columns x
     (0028,0008) Number of Frames promise; encapsulated data must end with its Sequence
     Delimitation Item and hold at least one fragment per frame. Only lengths are read.
     """
     if _transfer_syntax(ds) == DeflatedExplicitVRLittleEndian:
-        return None, None
+        return None, None, None
     start = fp.tell()
     header = fp.read(12)
     if len(header) < 8:
-        return False, None
+        return False, None, None
     implicit, little = ds.original_encoding
     endian = "<" if little in (True, None) else ">"
     group, element = struct.unpack(endian + "HH", header[:4])
     if (group, element) not in _PIXEL_TAGS:
-        return False, None
+        return False, None, None
     if implicit:
         length, value_start = struct.unpack(endian + "I", header[4:8])[0], start + 8
     elif header[4:6] in _LONG_LENGTH_VRS and len(header) >= 12:
@@ -555,13 +577,15 @@ def _pixel_element_follows(
         length, value_start = struct.unpack(endian + "H", header[6:8])[0], start + 8
     frames = _number_of_frames(ds)
     if length == 0xFFFFFFFF:
-        fragments = _count_fragments(fp, value_start, size, endian, path)
+        fragments, end = _count_fragments(fp, value_start, size, endian, path)
         if fragments < frames:
             raise InvalidInputError(
                 f"encapsulated Pixel Data holds {fragments} fragments for {frames} frames",
                 path=path,
             )
-        return True, None
+        if (group, element) != (0x7FE0, 0x0010):
+            return True, None, None
+        return True, value_start, end - value_start
     if value_start + length > size:
         raise InvalidInputError(
             f"truncated: (7FE0,0010) Pixel Data declares {length} bytes, "
@@ -579,11 +603,13 @@ def _pixel_element_follows(
             f"{rows}x{columns} pixels at {bits} bits need {needed}",
             path=path,
         )
-    return True, value_start if (group, element) == (0x7FE0, 0x0010) else None
+    return True, value_start if (group, element) == (0x7FE0, 0x0010) else None, None
 
 
-def _count_fragments(fp: Any, offset: int, size: int, endian: str, path: str) -> int:
-    """Fragments of encapsulated pixel data (items after the offset table); raises if cut."""
+def _count_fragments(fp: Any, offset: int, size: int, endian: str,
+                     path: str) -> tuple[int, int]:
+    """Fragments of encapsulated pixel data (items after the offset table), and where its
+    Sequence Delimitation Item starts; raises if cut."""
     items = 0
     while True:
         fp.seek(offset)
@@ -596,7 +622,7 @@ def _count_fragments(fp: Any, offset: int, size: int, endian: str, path: str) ->
             )
         group, element, length = struct.unpack(endian + "HHI", head)
         if (group, element) == (0xFFFE, 0xE0DD):
-            return max(items - 1, 0)
+            return max(items - 1, 0), offset
         if (group, element) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF:
             raise InvalidInputError(
                 f"malformed encapsulated Pixel Data: item tag ({group:04X},{element:04X}) "
@@ -935,10 +961,42 @@ def _params_to_hu(stored: np.ndarray, params: _PixelParams, path: str) -> np.nda
 
 def read_slice_hu(info: SliceInfo) -> np.ndarray:
     """:func:`read_hu` of a scanned slice: the same HU, read straight from the file where the
-    scan found uncompressed pixels (:class:`NativePixels`) and the file is unchanged."""
-    native = info.native
-    hu = _read_native(info, native) if native is not None else None
+    scan found uncompressed pixels (:class:`NativePixels`) or one compressed frame
+    (:class:`EncodedPixels`) and the file is unchanged."""
+    hu = None
+    if info.native is not None:
+        hu = _read_native(info, info.native)
+    elif info.encoded is not None:
+        hu = _read_encoded(info, info.encoded)
     return hu if hu is not None else read_hu(info.path, frame=info.frame)
+
+
+def _read_encoded(info: SliceInfo, enc: EncodedPixels) -> np.ndarray | None:
+    """The HU of ``enc``'s frame, or None where the file is not as scanned or any decoder
+    fails on it (then :func:`read_hu` reads it the full way, or says why it cannot)."""
+    try:
+        with open(info.path, "rb") as fp:
+            st = os.fstat(fp.fileno())
+            if (st.st_size, st.st_mtime_ns) != (enc.size, enc.mtime_ns):
+                return None
+            fp.seek(enc.offset)
+            data = fp.read(enc.length)
+    except OSError:
+        return None
+    if len(data) != enc.length:
+        return None
+    ts = UID(enc.transfer_syntax)
+    for plugin in decoding_plugins(ts):
+        try:
+            stored = get_decoder(ts).as_array(data, decoding_plugin=plugin, **enc.options)[0]
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException:  # noqa: BLE001 - as _decode: the next plugin, then read_hu
+            continue
+        if stored.shape != (info.rows, info.columns):
+            return None
+        return _params_to_hu(stored, enc.params, info.path)
+    return None
 
 
 def _read_native(info: SliceInfo, native: NativePixels) -> np.ndarray | None:
@@ -968,7 +1026,9 @@ def _native_pixels(ds: Dataset, params: _PixelParams, at: _PixelsAt | None) -> N
     parameters) without pydicom, or None where only pydicom's full read gives the same values:
     compressed, big-endian or multi-frame data, a Modality LUT, unusual bit depths, an
     attribute missing."""
-    if at is None or params.use_modality_lut or _is_multiframe(ds) or _number_of_frames(ds) != 1:
+    if at is None or at.encapsulated_length is not None or params.use_modality_lut:
+        return None
+    if _is_multiframe(ds) or _number_of_frames(ds) != 1:
         return None
     if _transfer_syntax(ds) not in (pydicom.uid.ImplicitVRLittleEndian,
                                     pydicom.uid.ExplicitVRLittleEndian):
@@ -985,6 +1045,35 @@ def _native_pixels(ds: Dataset, params: _PixelParams, at: _PixelsAt | None) -> N
         offset=at.offset,
         dtype=f"<{'i' if representation else 'u'}{allocated // 8}",
         shift=allocated - stored,
+        params=params,
+        size=at.size,
+        mtime_ns=at.mtime_ns,
+    )
+
+
+def _encoded_pixels(ds: Dataset, params: _PixelParams,
+                    at: _PixelsAt | None) -> EncodedPixels | None:
+    """How :func:`read_slice_hu` can decode this single-frame compressed image without parsing
+    the file again, or None where only the full read gives the same values: native or
+    multi-frame data, a Modality LUT, colour, no decoder installed."""
+    if at is None or at.encapsulated_length is None or params.use_modality_lut:
+        return None
+    if _is_multiframe(ds) or _number_of_frames(ds) != 1:
+        return None
+    ts = _transfer_syntax(ds)
+    if ts is None or not installed_plugins(ts):
+        return None
+    if _int(ds, "SamplesPerPixel") != 1 or not _code(ds, "PhotometricInterpretation"):
+        return None
+    try:
+        options = as_pixel_options(ds)
+    except Exception:  # noqa: BLE001 - a malformed value: the full read says what is wrong
+        return None
+    return EncodedPixels(
+        offset=at.offset,
+        length=at.encapsulated_length,
+        transfer_syntax=str(ts),
+        options=options,
         params=params,
         size=at.size,
         mtime_ns=at.mtime_ns,
@@ -1059,6 +1148,7 @@ def _records_from_header(
             columns=columns,
             slice_thickness_mm=thickness,
             native=_native_pixels(ds, params, pixels_at) if frame is None else None,
+            encoded=_encoded_pixels(ds, params, pixels_at) if frame is None else None,
         )
         records.append(_Record(info, study, series, _valid_orientation(orientation), tuple(notes)))
     return records

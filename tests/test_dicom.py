@@ -234,6 +234,86 @@ def test_file_changed_since_the_scan_is_read_again(tmp_path: Path) -> None:
         dicom.read_slice_hu(info)
 
 
+# ---------------------------------------------------------------------------------------------
+# Compressed single-frame slices decoded from the bytes the scan found (dicom.EncodedPixels)
+
+
+def _compressed(ds: Dataset, syntax: str) -> Dataset:
+    """``ds`` compressed: pydicom's encoders (RLE, JPEG 2000), else imagecodecs' (JPEG
+    Lossless, JPEG-LS); skips where neither is installed for ``syntax``."""
+    from pydicom import uid as uids
+
+    if syntax in (uids.JPEGLosslessSV1, uids.JPEGLSLossless):
+        imagecodecs = pytest.importorskip("imagecodecs", reason="no imagecodecs ([test] extra)")
+        bits = int(ds.BitsStored)
+        raw = (ds.pixel_array.astype(np.int64) & ((1 << bits) - 1)).astype(np.uint16)
+        frame = (imagecodecs.jpeg8_encode(raw, lossless=True, bitspersample=bits)
+                 if syntax == uids.JPEGLosslessSV1 else imagecodecs.jpegls_encode(raw, level=0))
+        ds.PixelData = encapsulate([bytes(frame)])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = UID(syntax)
+        return ds
+    try:
+        ds.compress(syntax)
+    except (NotImplementedError, RuntimeError) as err:
+        pytest.skip(f"no encoder installed for {syntax}: {err}")
+    return ds
+
+
+_ENCODED_SYNTAXES = ["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", RLELossless,
+                     JPEG2000Lossless]
+
+
+@pytest.mark.parametrize("syntax", _ENCODED_SYNTAXES)
+@pytest.mark.parametrize("case", ["signed 16-bit", "signed 12-bit", "RSNA 12-bit wrap",
+                                  "padding value", "rescale slope 2"])
+def test_scanned_compressed_slice_reads_as_read_hu(tmp_path: Path, monkeypatch, case: str,
+                                                   syntax: str) -> None:
+    """After the scan, a compressed slice is decoded from its bytes alone, to read_hu's HU."""
+    ds, _ = _native_cases()[case]
+    path = write(_compressed(ds, syntax), tmp_path / "a.dcm")
+    (series,) = dicom.scan(path).series
+    info = series.slices[0]
+    assert info.native is None and info.encoded is not None
+    expected = dicom.read_hu(path)
+    monkeypatch.setattr(dicom, "read_hu", None)  # the full read is not what reads it
+    got = dicom.read_slice_hu(info)
+    assert got.dtype == expected.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_compressed_slices_read_the_full_way_where_the_scan_cannot_help(tmp_path: Path) -> None:
+    """A Modality LUT: no EncodedPixels, pydicom's full read."""
+    lut, _ = _native_cases()["modality LUT"]
+    path = write(_compressed(lut, RLELossless), tmp_path / "lut.dcm")
+    (info,) = dicom.scan(path).series[0].slices
+    assert info.encoded is None
+    np.testing.assert_array_equal(dicom.read_slice_hu(info), dicom.read_hu(path))
+
+
+def test_compressed_file_changed_or_broken_since_the_scan_is_read_again(tmp_path: Path) -> None:
+    path = write(_compressed(make_ct_dataset(), RLELossless), tmp_path / "a.dcm")
+    info = dicom.scan(path).series[0].slices[0]
+    assert info.encoded is not None
+    ds = _compressed(make_ct_dataset(pixels=(PHANTOM + 1024 + 7).astype(np.int16)), RLELossless)
+    ds.add_new(0x00091010, "LO", "a private element that moves the pixels")
+    write(ds, path)
+    mtime = info.encoded.mtime_ns + 10**9
+    os.utime(path, ns=(mtime, mtime))
+    np.testing.assert_array_equal(dicom.read_slice_hu(info), PHANTOM + 7)
+    # same size and time as scanned, pixel bytes garbled: the full read says why it fails
+    path2 = write(_compressed(make_ct_dataset(), RLELossless), tmp_path / "b.dcm")
+    info2 = dicom.scan(path2).series[0].slices[0]
+    raw = bytearray(Path(path2).read_bytes())
+    start = info2.encoded.offset + 8  # past the basic offset table's item header
+    raw[start : info2.encoded.offset + info2.encoded.length] = b"\xff" * (
+        info2.encoded.length - 8)
+    Path(path2).write_bytes(bytes(raw))
+    os.utime(path2, ns=(info2.encoded.mtime_ns, info2.encoded.mtime_ns))
+    with pytest.raises(InvalidInputError, match="b.dcm.*cannot decode pixel data"):
+        dicom.read_slice_hu(info2)
+
+
 _HEADER_KEYWORDS = {
     "floats": ["RescaleSlope", "RescaleIntercept", "ImagePositionPatient", "PixelSpacing",
                "ImageOrientationPatient", "SliceThickness", "InstanceNumber", "Rows",
@@ -537,6 +617,24 @@ def test_rsna_samples_read_straight_from_the_file(shared_data: Path) -> None:
             warnings.simplefilter("ignore")
             list(converted)  # iterating converts every element
         assert _header_values(raw) == _header_values(converted), info.path
+
+
+@pytest.mark.shared_data
+def test_cq500_slices_decode_from_the_scanned_bytes(shared_data: Path, monkeypatch) -> None:
+    """Every slice of the real JPEG Lossless series: decoded from the bytes the scan found, to
+    the HU of pydicom's full read, whichever JPEG Lossless decoder is installed first."""
+    folder = shared_data / "cq500-ct0"
+    if not folder.is_dir():
+        pytest.skip("no CQ500 series in ../shared/data")
+    monkeypatch.delenv(dicom.JPEG_LOSSLESS_DECODER_ENV, raising=False)
+    (series,) = dicom.scan(folder).series
+    assert len(series.slices) == 238
+    full = {info.path: dicom.read_hu(info.path) for info in series.slices}
+    monkeypatch.setattr(dicom, "read_hu", None)  # the full read is not what reads them
+    for info in series.slices:
+        assert info.encoded is not None, info.path
+        np.testing.assert_array_equal(dicom.read_slice_hu(info), full[info.path],
+                                      err_msg=info.path)
 
 
 @pytest.mark.shared_data
