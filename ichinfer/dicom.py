@@ -986,7 +986,11 @@ def _read_encoded(info: SliceInfo, enc: EncodedPixels) -> np.ndarray | None:
     if len(data) != enc.length:
         return None
     ts = UID(enc.transfer_syntax)
-    for plugin in decoding_plugins(ts):
+    try:
+        plugins = decoding_plugins(ts)
+    except ValueError:  # ICHINFER_JPEG_LOSSLESS_DECODER names no decoder: read_hu says so
+        return None
+    for plugin in plugins:
         try:
             stored = get_decoder(ts).as_array(data, decoding_plugin=plugin, **enc.options)[0]
         except (KeyboardInterrupt, SystemExit, GeneratorExit):

@@ -166,3 +166,7 @@ def test_unknown_decoder_name_is_a_clear_error(shared_data, monkeypatch) -> None
     with pytest.raises(InvalidInputError,
                        match="DECODER=openjpeg is not one of imagecodecs, gdcm, pylibjpeg"):
         dicom.read_hu(path)
+    (record,) = dicom.read_header(path).records  # read after the header scan: the same error
+    assert record.info.encoded is not None
+    with pytest.raises(InvalidInputError, match=r"\.dcm.*DECODER=openjpeg is not one of"):
+        dicom.read_slice_hu(record.info)
