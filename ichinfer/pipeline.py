@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from concurrent.futures import (
     wait,
 )
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -231,8 +233,12 @@ def share_with_workers(fn: Callable[..., None], tasks: Sequence[tuple], workers:
     Four wait per worker because handing one over takes this process's GIL, which the pixel
     codecs hold a slice at a time; with two the worker idled (CQ500 decode: 1.79 s against
     1.56 s). Tasks start in order and none starts after one has failed; the earliest failure
-    is raised once the tasks in flight are done."""
-    pool = _process_pool(workers)
+    is raised once the tasks in flight are done.
+
+    Ctrl-C and SIGTERM are held back while the pool's own code runs (:func:`_interrupts_held`),
+    so the exception they raise comes between its calls, never inside one."""
+    with _interrupts_held():
+        pool = _process_pool(workers)
     env = callers_env()  # the decoder choice as it is now, not as it was when the pool started
     pending: dict[Future, int] = {}
     failed: dict[int, BaseException] = {}
@@ -254,7 +260,8 @@ def share_with_workers(fn: Callable[..., None], tasks: Sequence[tuple], workers:
             failed[k] = err
 
     def wait_some() -> None:
-        done = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED).done
+        with _interrupts_held():
+            done = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED).done
         if not done and getattr(pool, "_broken", False):
             # CPython 3.11 (gh-107219): a task cancelled here before a worker died stops
             # the pool's thread before it has failed the others, which never finish then
@@ -267,18 +274,22 @@ def share_with_workers(fn: Callable[..., None], tasks: Sequence[tuple], workers:
         while k < len(tasks) and not failed:
             while not lost and k < len(tasks) and len(pending) < 4 * workers:
                 try:
-                    pending[pool.submit(in_env, env, fn, *tasks[k])] = k
+                    with _interrupts_held():
+                        pending[pool.submit(in_env, env, fn, *tasks[k])] = k
                 except BrokenProcessPool:
                     lost.append(k)
                 k += 1
-            collect([f for f in pending if f.done()])
+            with _interrupts_held():
+                collect([f for f in pending if f.done()])
             if k < len(tasks) and not failed:
                 k += 1
                 here(k - 1)
         while pending:  # at the end, take back the tasks no worker has started yet
             # (not from a broken pool: its thread fails them, and a cancel races with it)
             broken = lost or getattr(pool, "_broken", False)
-            taken = None if broken else next((f for f in reversed(pending) if f.cancel()), None)
+            with _interrupts_held():
+                taken = None if broken else next((f for f in reversed(pending) if f.cancel()),
+                                                 None)
             if taken is not None:
                 j = pending.pop(taken)
                 if not failed:  # one failed: no later task is needed
@@ -286,12 +297,14 @@ def share_with_workers(fn: Callable[..., None], tasks: Sequence[tuple], workers:
             else:
                 wait_some()
     finally:
-        for f in pending:
-            f.cancel()
+        with _interrupts_held():
+            for f in pending:
+                f.cancel()
     if lost:
         logger.warning("a decode worker process died: this process ran the %d tasks it left",
                        len(lost))
-        _shutdown_pool(forget=True, cancel=False)
+        with _interrupts_held():
+            _shutdown_pool(forget=True, cancel=False)
         for j in sorted(lost):
             if not failed or j < min(failed):
                 here(j)
@@ -329,6 +342,38 @@ def decode_processes() -> int:
     any multiprocessing); the command line turns it on (``--decode-processes``).
     ``benchmarks/README.md`` measures both ways."""
     return _env_count(DECODE_PROCESSES_ENV, 0, 0)
+
+
+_HELD_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
+                      if hasattr(signal, name))
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back for the duration, then handled as they would have been.
+
+    Their handlers raise (KeyboardInterrupt; the ``ichinfer`` command's SIGTERM too) at
+    whatever line runs, and inside concurrent.futures that can leave a future's lock taken or
+    a worker started but not registered; the exit then waits for ever (seen in CI, and
+    reproduced with SIGTERMs at random moments of repeated calls: tests/test_decode.py). Only
+    in the main thread, the one where Python runs signal handlers; elsewhere it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {}
+    for signum in _HELD_SIGNALS:
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: set outside Python, left alone
+            previous[signum] = signal.signal(signum, lambda n, frame: held.append(n))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 _POOL: ProcessPoolExecutor | None = None
