@@ -6,7 +6,8 @@ CQ500 series (``benchmarks/README.md``). :mod:`ichinfer.dicom` registers this mo
 pydicom's JPEG Lossless decoders under the label ``imagecodecs``; pydicom then does all it does
 for its own plugins (the frame's bytes become stored values, then HU), so only the frame's
 decoding changes. The tests check it against pylibjpeg, value for value, on every CQ500 slice
-and on frames of every precision and predictor (``tests/test_jpeg_decoders.py``).
+and on frames of 12, 13, 15 and 16 bits with every predictor, and an 8-bit one
+(``tests/test_jpeg_decoders.py``).
 
 ``is_available`` reads the installed version only: imagecodecs (about 70 ms to import) is
 imported at the first frame, so series in other syntaxes never load it.
