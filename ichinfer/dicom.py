@@ -26,7 +26,7 @@ import re
 import struct
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple
@@ -731,11 +731,18 @@ def decoding_plugins(ts: UID | None) -> tuple[str, ...]:
 
 
 def _decode(ds: Dataset, index: int | None) -> np.ndarray:
-    """Stored values of one frame, by the first plugin of :func:`decoding_plugins` that works."""
-    plugins = decoding_plugins(_transfer_syntax(ds))
+    """Stored values of one frame of a fully read data set (:func:`_first_decoder`)."""
+    return _first_decoder(_transfer_syntax(ds), lambda plugin: _decode_pixels(
+        ds, index=index, decoding_plugin=plugin))
+
+
+def _first_decoder(ts: UID | None, decode: Callable[[str], np.ndarray]) -> np.ndarray:
+    """``decode(plugin)`` by the first plugin of :func:`decoding_plugins` that works; the last
+    one's error is raised."""
+    plugins = decoding_plugins(ts)
     for k, plugin in enumerate(plugins):
         try:
-            return _decode_pixels(ds, index=index, decoding_plugin=plugin)
+            return decode(plugin)
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
             raise
         except BaseException as err:  # noqa: BLE001 - the next plugin may read it; the last raises
@@ -987,20 +994,15 @@ def _read_encoded(info: SliceInfo, enc: EncodedPixels) -> np.ndarray | None:
         return None
     ts = UID(enc.transfer_syntax)
     try:
-        plugins = decoding_plugins(ts)
-    except ValueError:  # ICHINFER_JPEG_LOSSLESS_DECODER names no decoder: read_hu says so
+        stored = _first_decoder(ts, lambda plugin: get_decoder(ts).as_array(
+            data, decoding_plugin=plugin, **enc.options)[0])
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException:  # noqa: BLE001 - every decoder failed, or the setting names none:
+        return None  # read_hu tries again and says why, naming the file
+    if stored.shape != (info.rows, info.columns):
         return None
-    for plugin in plugins:
-        try:
-            stored = get_decoder(ts).as_array(data, decoding_plugin=plugin, **enc.options)[0]
-        except (KeyboardInterrupt, SystemExit, GeneratorExit):
-            raise
-        except BaseException:  # noqa: BLE001 - as _decode: the next plugin, then read_hu
-            continue
-        if stored.shape != (info.rows, info.columns):
-            return None
-        return _params_to_hu(stored, enc.params, info.path)
-    return None
+    return _params_to_hu(stored, enc.params, info.path)
 
 
 def _read_native(info: SliceInfo, native: NativePixels) -> np.ndarray | None:

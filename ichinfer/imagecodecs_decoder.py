@@ -1,8 +1,11 @@
 """A pydicom decoding plugin: JPEG Lossless through libjpeg-turbo, as imagecodecs ships it.
 
-The ``[imagecodecs]`` extra. libjpeg-turbo decodes JPEG Lossless (process 14, any predictor,
-2 to 16 bits) since its version 3.0, several times faster than pylibjpeg's libjpeg on the
-CQ500 series (``benchmarks/README.md``). :mod:`ichinfer.dicom` registers this module with
+The ``[imagecodecs]`` extra. libjpeg-turbo decodes JPEG Lossless (process 14, any predictor)
+since its version 3.0, of 8, 12 and 16 bits there and of 2 to 16 bits since 3.1, several times
+faster than pylibjpeg's libjpeg on the CQ500 series (``benchmarks/README.md``). Checked here
+with imagecodecs 2024.6.1 (libjpeg-turbo 3.0.3: every CQ500 slice and 8-, 12- and 16-bit
+frames right; 10-, 13- and 15-bit ones raise, and the next decoder reads them) and 2026.3.6
+(libjpeg-turbo 3.1.3: all of them). :mod:`ichinfer.dicom` registers this module with
 pydicom's JPEG Lossless decoders under the label ``imagecodecs``; pydicom then does all it does
 for its own plugins (the frame's bytes become stored values, then HU), so only the frame's
 decoding changes. The tests check it against pylibjpeg, value for value, on every CQ500 slice
@@ -22,12 +25,10 @@ from typing import Any
 
 from pydicom import uid
 
-#: the imagecodecs release from which its wheels carry libjpeg-turbo 3 (lossless decoding)
-MIN_VERSION = (2024, 1, 1)
-DECODER_DEPENDENCIES = {
-    uid.JPEGLossless: ("imagecodecs>=2024.1.1",),
-    uid.JPEGLosslessSV1: ("imagecodecs>=2024.1.1",),
-}
+#: the oldest imagecodecs checked (above; the oldest with a Python 3.11 wheel and libjpeg-turbo 3)
+MIN_VERSION = (2024, 6, 1)
+_REQUIREMENT = "imagecodecs>=" + ".".join(map(str, MIN_VERSION))
+DECODER_DEPENDENCIES = {uid.JPEGLossless: (_REQUIREMENT,), uid.JPEGLosslessSV1: (_REQUIREMENT,)}
 
 
 def _version(text: str) -> tuple[int, ...]:
