@@ -99,3 +99,31 @@ def test_several_folders_are_scored_as_one_set(labelled_phantoms, tmp_path):
     for key in ("slices", "bleeding_slices", "bleeding_series", "volume_series"):
         assert both[key] == one[key] + two[key], key
     assert two["bleeding_slices"] > 0
+
+
+def test_bleed_areas_per_label_from_the_painted_mask():
+    import numpy as np
+
+    from training.auc_by_size import slice_areas_mm2
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[0, :3] = 1  # 3 px epidural
+    mask[5, :5] = 5  # 5 px subdural
+    areas = slice_areas_mm2(mask, 0.5)
+    assert areas.tolist() == [2.0, 0.75, 0.0, 0.0, 0.0, 1.25]  # any = all of them
+
+
+def test_auc_by_size_bins_every_bleeding_slice_once(labelled_phantoms, tiny_model_dir,
+                                                    capsys):
+    from training import auc_by_size
+
+    assert auc_by_size.main(["--data", str(labelled_phantoms), "--model",
+                             str(tiny_model_dir / "tiny_classifier.onnx"),
+                             "--bins", "0", "100"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ")][2:]
+    assert [r.split(" | ")[0] for r in rows] == [f"| {label}" for label in LABELS]
+    for row in rows:
+        cells = row.strip("| ").split(" | ")[1:]
+        total = int(cells[0].split(",")[0])
+        assert sum(int(c.split(",")[0]) for c in cells[1:]) == total
+    assert int(rows[0].split(" | ")[1].split(",")[0]) > 0  # the fixture has bleeding slices

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# On 2 CPU cores, as run: about four hours of training (stages A to I: 58, 37, 14, 20, 11, 26,
-# 30, 12 and 30 minutes; a 30-minute control run besides) and two and a half of phantom
-# generation, plus the evaluations.
+# On 2 CPU cores, as run: about six hours of training (stages A to J, L and N: 58, 37, 14, 20,
+# 11, 26, 30, 12, 30, 40, 37 and 43 minutes; a 30-minute control run besides) and two and a
+# half of phantom generation, plus the evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in eight stages, each on phantoms from the
+# The models grew with the phantom generator, in fourteen stages, each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
 #   B. commit 29eaf96's generator (young brains, cupping, Gaussian PSF, five-plane partial
@@ -21,7 +21,13 @@
 #   H. the segmenter, from stage E's, on the same folders;
 #   I. the current generator (a5c415a's: the head following the gantry tilt, bowl-shaped
 #      middle fossae): the classifier once more, from stage G's, on stage-G and -I folders;
-#      not bundled, its rule kept G.
+#      not bundled, its rule kept G;
+#   J. the segmenter, from stage H's, on stage-D, -G and -I folders: not bundled, its rule kept H;
+#   K. stage J with missed pixels weighted 0.7: its machine was lost, never scored;
+#   L. stage K's question from stage H's weights as recovered from its ONNX file: bundled;
+#   M. stage H's and stage L's weights averaged (no training): not bundled, its rule kept L;
+#   N. the classifier at 256 px from stage G's weights, on stage G's folders: not bundled, its
+#      rule kept G.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from the current one (stage I's choice); test phantoms from
@@ -408,4 +414,33 @@ python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data 
 gen 21e0a62 phantoms-test5a 40 83 & gen 21e0a62 phantoms-test5b 40 82 & wait
 python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
     "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
+# N. the classifier at 256 px (training/trials/selection-n-rule.md; after the test phantoms above,
+# which its scoring uses): stage G's weights recovered
+# from its ONNX file, batch normalisations frozen, on stage G's own folders (40 min). Run on
+# 2026-12-06, its rule kept stage G (training/trials/selection-n.md). As run, the weights were
+# recovered from the bundled models/densenet25d.onnx, stage G's export of runs/ft8 (as below)
+mkdir -p runs/ft15 runs/stage-g-keras
+python export/from_onnx.py --model-dir runs/ft8/models --out runs/stage-g-keras densenet25d
+python training/auc_by_size.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
+    "$DATA/phantoms-test5b" "$DATA/phantoms-val4" "$DATA/phantoms-val5" \
+    --model runs/ft8/models/densenet25d.onnx
+python training/train_classifier.py --data "${DG[@]}" --arch densenet25d \
+    --init runs/stage-g-keras/densenet25d.keras --freeze-bn --lr 3e-4 --epochs 20 \
+    --time-budget 2400 --image-size 256 --hu-shift 15 --out runs/ft15/densenet25d.keras \
+    --data-note "$CLS_D, lr 1e-3; then on ft-3300, ft-3301, ft-3400, ft-3401 (ridged thin \
+skull-base floors, head roll, whole-head thin series), --hu-shift 15, lr 5e-4; then, from the \
+weights recovered from that model's ONNX file with batch normalisation frozen, on the same \
+folders at 256 px, --hu-shift 15, lr 3e-4"
+python export/to_onnx.py --classifier runs/ft15/densenet25d.keras --segmenter /nonexistent \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out runs/ft15/models
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
+    --models runs/ft8/models/densenet25d.onnx runs/ft15/models/densenet25d.onnx
+python training/hard_negatives.py --data "${PROXY6[@]}" \
+    --classifiers runs/ft8/models/densenet25d.onnx runs/ft15/models/densenet25d.onnx
+python training/compare_models.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
+    "$DATA/phantoms-test5b" --models runs/ft8/models/densenet25d.onnx \
+    runs/ft15/models/densenet25d.onnx
+python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/ft15/models \
+    --real ../shared/data --only classify --out training/trials/stage-n-evaluation-test2.json
+
 python export/model_card.py
