@@ -313,6 +313,9 @@ def segment(
     mask_threshold: Annotated[float | None, typer.Option(
         min=0.0, max=1.0,
         help="bleed probability a pixel needs to be marked (default: the model's own)")] = None,
+    mirror: Annotated[bool, typer.Option(
+        help="also run the segmenter on each slab mirrored left to right and average the two "
+             "(about twice its time)")] = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     overwrite: OverwriteOpt = False,
@@ -323,7 +326,7 @@ def segment(
     with _interruptible(debug), _decode_processes(decode_processes):
         _segment(paths, out, model, model_dir, variant, device, threads, batch_size, overlays,
                  quiet, debug, overwrite, resume, subtypes or thresholds is not None, thresholds,
-                 dicom_out, mask_threshold)
+                 dicom_out, mask_threshold, mirror)
 
 
 _OUTPUT_PNG = re.compile(r"s\d{2,}_\d{4,}\.png")
@@ -340,7 +343,7 @@ def _segment_outputs(out: Path) -> list[Path]:
 
 def _segment(paths, out, model, model_dir, variant, device, threads, batch_size, overlays,
              quiet, debug, overwrite, resume, subtypes=False, thresholds=None,
-             dicom_out=None, mask_threshold=None) -> None:
+             dicom_out=None, mask_threshold=None, mirror=False) -> None:
     from ichinfer.pipeline import failures_of, scan_inputs
     from ichinfer.results import SegmentationResult, remove_partials, to_json
     from ichinfer.resume import mask_files, segmentation_from_record, segmentation_record
@@ -357,7 +360,7 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
                     "--overwrite to replace them or --resume to continue")
     seg = _run(debug, lambda: Segmenter(model, model_dir=model_dir, variant=variant, device=device,
                                         threads=threads, batch_size=batch_size,
-                                        threshold=mask_threshold), code=2)
+                                        threshold=mask_threshold, mirror=mirror), code=2)
     # --variant names the segmenter's variant; the classifier runs its default file
     clf = _extras_classifier(subtypes, thresholds, model_dir, device, threads, debug)
     if dicom_out is not None:
@@ -374,7 +377,7 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
     with _progress(sum(len(s.slices) for s in scan.series), "segmenting", quiet) as advance:
         for k, series in enumerate(scan.series):
             options = {"threshold": seg.threshold, "between": seg.between, "overlays": overlays,
-                       "stem": f"s{k:02d}"}
+                       "stem": f"s{k:02d}", **({"mirror": True} if seg.mirror else {})}
             key = _key("segment", series, seg.spec, options)
             done = store.load(key) if key and resume else None
             res = segmentation_from_record(done, out) if done else None
@@ -397,7 +400,7 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
         _report_resumed(resumed, len(scan.series), quiet)
     _segment_extras(results, scan.series, clf, dicom_out, overlays, seg, failures, quiet)
     result = SegmentationResult(series=results, failures=failures,
-                                skipped=failures_of(scan.skipped), model=seg.spec.describe())
+                                skipped=failures_of(scan.skipped), model=seg.describe())
     to_json(result, summary_path)
     for stale in set(_segment_outputs(out)) - written - {summary_path}:
         stale.unlink(missing_ok=True)  # an earlier run's PNG this run did not write

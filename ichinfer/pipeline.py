@@ -428,8 +428,13 @@ def run_batched(
     *,
     batch_size: int,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    mirror: bool = False,
 ) -> np.ndarray:
-    """Build model inputs for ``indices`` batch by batch and run them; outputs concatenated."""
+    """Build model inputs for ``indices`` batch by batch and run them; outputs concatenated.
+
+    ``mirror``: each batch also runs mirrored left to right, in the same call, and the two
+    outputs are averaged, an output with image axes (N, H, W, C) mirrored back first.
+    """
     spec = session.spec
     grid = prepared.grid(spec.input_size[0])
     outputs = []
@@ -439,11 +444,18 @@ def run_batched(
                          context=spec.context)
         if spec.prior:
             x = with_prior(x, spec.context)
-        y = session.run(x)
+        y = _mirror_averaged(session, x) if mirror else session.run(x)
         outputs.append(transform(y) if transform else y)
     if not outputs:
         return np.zeros((0,), dtype=np.float32)
     return np.concatenate(outputs, axis=0)
+
+
+def _mirror_averaged(session: Session, x: np.ndarray) -> np.ndarray:
+    n = len(x)
+    y = session.run(np.concatenate([x, x[:, :, ::-1]]))
+    mirrored = y[n:, :, ::-1] if y.ndim == 4 else y[n:]
+    return (y[:n] + mirrored) / 2.0
 
 
 def slice_extents_mm(locations_mm: np.ndarray, fallback_mm: float | None) -> np.ndarray:

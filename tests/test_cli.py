@@ -111,6 +111,22 @@ def test_segment_mask_threshold_marks_less_at_a_higher_threshold(phantom_study, 
     assert r.exit_code == 2
 
 
+def test_segment_mirror_is_recorded_and_not_resumed_from_a_plain_run(phantom_study,
+                                                                     tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
+               "--overlays", "none")
+    assert r.exit_code == 0, r.output
+    plain = json.loads((out / "summary.json").read_text())
+    r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
+               "--overlays", "none", "--mirror", "--resume")
+    assert r.exit_code == 0, r.output
+    both = json.loads((out / "summary.json").read_text())
+    assert (plain["model"]["mirror"], both["model"]["mirror"]) == (False, True)
+    # run again, not taken from the plain run's record: twice the inferences
+    assert both["series"][0]["n_inferences"] == 2 * plain["series"][0]["n_inferences"]
+
+
 def test_info_lists_models_and_providers(tiny_model_dir):
     r = invoke("info", "--model-dir", tiny_model_dir, "--json")
     assert r.exit_code == 0, r.output
