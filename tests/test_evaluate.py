@@ -127,3 +127,17 @@ def test_auc_by_size_bins_every_bleeding_slice_once(labelled_phantoms, tiny_mode
         total = int(cells[0].split(",")[0])
         assert sum(int(c.split(",")[0]) for c in cells[1:]) == total
     assert int(rows[0].split(" | ")[1].split(",")[0]) > 0  # the fixture has bleeding slices
+
+
+def test_compare_models_mirror_rows(labelled_phantoms, tiny_model_dir, capsys):
+    from training import compare_models
+
+    assert compare_models.main([
+        "--data", str(labelled_phantoms), "--mirror", "--models",
+        str(tiny_model_dir / "tiny_classifier.onnx"), str(tiny_model_dir / "tiny_segmenter.onnx"),
+    ]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| `")]
+    assert [r.split(" | ")[0].endswith("mirrored") for r in rows] == [False, True, False, True]
+    # the tiny segmenter returns its 50-90 HU prior, which commutes with mirroring: mirrored
+    # back, the averaged maps are the plain ones
+    assert rows[2].split(" | ")[1:] == rows[3].split(" | ")[1:]

@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         help="score segmenters at each of these mask thresholds instead of their own",
     )
     p.add_argument("--digits", type=int, default=3, help="decimals of AUC and Dice")
+    p.add_argument("--mirror", action="store_true",
+                   help="also score each model on its inputs mirrored left to right, averaged "
+                        "with the plain output (rows marked 'mirrored')")
     args = p.parse_args(argv)
     infos = {path: model_info(path) for path in args.models}
     for task, heads in (
@@ -85,14 +88,21 @@ def main(argv: list[str] | None = None) -> int:
                 inputs[key] = np.concatenate(xs), np.concatenate(ys)
             x, y = inputs[key]
             prob = predict(path, x)
-            if task == "classify":
-                cells = classifier_cells(prob, y, args.digits)
-                print(f"| `{path}` | {len(y)} | {' | '.join(cells)} |")
-                continue
-            for t in args.mask_thresholds if sweep else [infos[path]["mask_threshold"]]:
-                cells = segmenter_cells(prob, y, t, args.digits)
-                name = f"`{path}` | {t:.2f}" if sweep else f"`{path}`"
-                print(f"| {name} | {len(y)} | {' | '.join(cells)} |")
+            runs = [(f"`{path}`", prob)]
+            if args.mirror:
+                of_mirror = predict(path, np.ascontiguousarray(x[:, :, ::-1]))
+                if task == "segment":
+                    of_mirror = of_mirror[:, :, ::-1]
+                runs.append((f"`{path}` mirrored", (prob + of_mirror) / 2))
+            for label, p_run in runs:
+                if task == "classify":
+                    cells = classifier_cells(p_run, y, args.digits)
+                    print(f"| {label} | {len(y)} | {' | '.join(cells)} |")
+                    continue
+                for t in args.mask_thresholds if sweep else [infos[path]["mask_threshold"]]:
+                    cells = segmenter_cells(p_run, y, t, args.digits)
+                    name = f"{label} | {t:.2f}" if sweep else label
+                    print(f"| {name} | {len(y)} | {' | '.join(cells)} |")
         print()
     return 0
 

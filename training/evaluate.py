@@ -13,8 +13,8 @@ each slice's own grid, next to plain 50–90 HU masking inside the skull; series
 compared with ``studies.csv`` when present. ``--real`` adds the checks on real scans: the share
 of CQ500 slices flagged ``any`` and the series' verdict, the known-negative RSNA samples, and
 what each segmenter marks on CQ500 (slices and mL, all false). ``--only segment`` scores the
-segmenters alone, and ``--mask-threshold`` / ``--between`` override their runtime settings (to
-see what a setting does, never to change the bundled figures).
+segmenters alone, and ``--mask-threshold`` / ``--between`` / ``--mirror`` override their runtime
+settings (to see what a setting does, never to change the bundled figures).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def _dice_parts(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
 
 
 def evaluate_segmenter(path: Path, data: Path | Sequence[Path], **settings) -> dict:
-    """``settings``: ``ichinfer.Segmenter``'s ``threshold`` and ``between``, where given. Each
+    """``settings``: ``ichinfer.Segmenter``'s ``threshold``, ``between`` and ``mirror``. Each
     slice's truth is ``masks/<its file's stem>.png`` beside its ``stage_2_train`` folder."""
     from training.pngio import read_png
 
@@ -199,6 +199,7 @@ def evaluate_segmenter(path: Path, data: Path | Sequence[Path], **settings) -> d
         "seconds": round(seconds, 1),
         "threshold": seg.threshold,
         "between": seg.between,
+        "mirror": seg.mirror,
     }
 
 
@@ -286,10 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", choices=("classify", "segment"), default=None, help="one task")
     p.add_argument("--mask-threshold", type=float, default=None, help="segmenters' threshold")
     p.add_argument("--between", choices=("interpolate", "nearest"), default=None)
+    p.add_argument("--mirror", action="store_true",
+                   help="segmenters also run on each slab mirrored left to right, averaged")
     args = p.parse_args(argv)
     settings = {
         k: v
-        for k, v in (("threshold", args.mask_threshold), ("between", args.between))
+        for k, v in (("threshold", args.mask_threshold), ("between", args.between),
+                     ("mirror", args.mirror or None))
         if v is not None
     }
     folder = model_store.model_dir(args.model_dir)
