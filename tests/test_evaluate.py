@@ -141,3 +141,32 @@ def test_compare_models_mirror_rows(labelled_phantoms, tiny_model_dir, capsys):
     # the tiny segmenter returns its 50-90 HU prior, which commutes with mirroring: mirrored
     # back, the averaged maps are the plain ones
     assert rows[2].split(" | ")[1:] == rows[3].split(" | ")[1:]
+
+
+def test_context_features_take_the_neighbours_by_distance():
+    import numpy as np
+
+    from training.context_study import OFFSETS_MM, features, logit
+
+    loc = np.array([0.0, 5.0, 10.0, 20.0])  # a gap: nothing at 15 mm
+    probs = np.zeros((4, len(LABELS)))
+    probs[:, 2] = [0.1, 0.2, 0.3, 0.4]
+    f = features(probs, loc, 2)
+    assert f.shape == (4, 2 * len(OFFSETS_MM))
+    at = {off: k for k, off in enumerate(OFFSETS_MM)}
+    z = logit(probs[:, 2])
+    # slice at 5 mm: itself, 0 mm at -5, 10 mm at +5, 20 mm at +15, none at +10 or -10
+    row = f[1]
+    assert row[2 * at[0.0]] == z[1] and row[2 * at[-5.0]] == z[0] and row[2 * at[5.0]] == z[2]
+    assert row[2 * at[15.0]] == z[3] and row[2 * at[15.0] + 1] == 1.0
+    assert row[2 * at[10.0]] == 0.0 and row[2 * at[10.0] + 1] == 0.0
+    assert row[2 * at[-10.0] + 1] == 0.0
+
+
+def test_context_study_runs_end_to_end(labelled_phantoms, tiny_model_dir, capsys):
+    from training import context_study
+
+    assert context_study.main(["--fit", str(labelled_phantoms), "--score", str(labelled_phantoms),
+                               "--model", str(tiny_model_dir / "tiny_classifier.onnx")]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| labelled")]
+    assert len(rows) == 1 and rows[0].count("→") == len(LABELS)
