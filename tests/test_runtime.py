@@ -68,6 +68,7 @@ def test_cpu_sessions_plan_no_memory_pattern(tiny_model_dir):
 def test_cpu_batches_run_in_lanes_with_the_same_outputs(tiny_model_dir, name):
     # a batch of at least `lanes` slices runs one slice per run on parallel single-threaded
     # runs; a smaller batch runs whole on the session's threads
+    runtime.clear_cache()  # a fresh session: an earlier test may have run this one in lanes
     session = runtime.get_session(tiny_model_dir / name, device="cpu", threads=2)
     assert session.lanes == 2
     size, channels = session.spec.input_size[0], session.spec.channels
