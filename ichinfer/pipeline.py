@@ -454,8 +454,14 @@ def run_batched(
 def _mirror_averaged(session: Session, x: np.ndarray) -> np.ndarray:
     n = len(x)
     y = session.run(np.concatenate([x, x[:, :, ::-1]]))
-    mirrored = y[n:, :, ::-1] if y.ndim == 4 else y[n:]
-    return (y[:n] + mirrored) / 2.0
+    return average_with_mirrored(y[:n], y[n:])
+
+
+def average_with_mirrored(y: np.ndarray, y_of_mirrored: np.ndarray) -> np.ndarray:
+    """A model's output averaged with its output for the input mirrored left to right (NHWC),
+    the latter mirrored back first where it has image axes (N, H, W, C)."""
+    back = y_of_mirrored[:, :, ::-1] if y_of_mirrored.ndim == 4 else y_of_mirrored
+    return (y + back) / 2.0
 
 
 def slice_extents_mm(locations_mm: np.ndarray, fallback_mm: float | None) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 from export.to_onnx import predict, validation_batches  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import dice, roc_auc  # noqa: E402
+from ichinfer.pipeline import average_with_mirrored  # noqa: E402
 from ichinfer.runtime import get_session  # noqa: E402
 
 
@@ -91,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = [(f"`{path}`", prob)]
             if args.mirror:
                 of_mirror = predict(path, np.ascontiguousarray(x[:, :, ::-1]))
-                if task == "segment":
-                    of_mirror = of_mirror[:, :, ::-1]
-                runs.append((f"`{path}` mirrored", (prob + of_mirror) / 2))
+                runs.append((f"`{path}` mirrored", average_with_mirrored(prob, of_mirror)))
             for label, p_run in runs:
                 if task == "classify":
                     cells = classifier_cells(p_run, y, args.digits)
