@@ -414,11 +414,12 @@ python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data 
 gen 21e0a62 phantoms-test5a 40 83 & gen 21e0a62 phantoms-test5b 40 82 & wait
 python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
     "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
-# N. the classifier at 256 px (training/trials/selection-n-rule.md; after the test phantoms above,
-# which its scoring uses): stage G's weights recovered
-# from its ONNX file, batch normalisations frozen, on stage G's own folders (40 min). Run on
-# 2026-12-06, its rule kept stage G (training/trials/selection-n.md). As run, the weights were
-# recovered from the bundled models/densenet25d.onnx, stage G's export of runs/ft8 (as below)
+# N. the classifier at 256 px (training/trials/selection-n-rule.md; placed after the test
+# phantoms above, which its scoring uses): stage G's weights recovered from its ONNX file, batch
+# normalisations frozen, on stage G's own folders (40 min). Run on 2026-12-06, its rule kept
+# stage G (training/trials/selection-n.md). As run, the weights were recovered from the bundled
+# models/densenet25d.onnx, the same weights as runs/ft8/models/densenet25d.onnx, and the
+# comparisons read stage G from there
 mkdir -p runs/ft15 runs/stage-g-keras
 python export/from_onnx.py --model-dir runs/ft8/models --out runs/stage-g-keras densenet25d
 python training/auc_by_size.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
