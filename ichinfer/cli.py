@@ -47,6 +47,12 @@ OverwriteOpt = Annotated[bool, typer.Option(help="replace existing outputs")]
 ResumeOpt = Annotated[bool, typer.Option(
     help="keep the series an earlier (interrupted) run completed, do the rest")]
 VariantOpt = Annotated[str | None, typer.Option(help="model variant from the manifest, e.g. int8")]
+MaskThresholdOpt = Annotated[float | None, typer.Option(
+    min=0.0, max=1.0,
+    help="bleed probability a pixel needs to be marked (default: the model's own)")]
+MirrorOpt = Annotated[bool, typer.Option(
+    help="also run the segmenter on each slab mirrored left to right and average the two "
+         "(twice its inference)")]
 DecodeProcessesOpt = Annotated[int | None, typer.Option(
     min=0, help="processes that decode DICOM, this one included (or ICHINFER_DECODE_PROCESSES; "
                 "default: 2 where 2 CPUs are free, else 1)")]
@@ -310,12 +316,8 @@ def segment(
         help="classifier thresholds JSON (ichinfer calibrate); implies --subtypes")] = None,
     dicom_out: Annotated[Path | None, typer.Option(
         help="also write a DICOM SEG and a Secondary Capture overlay series here")] = None,
-    mask_threshold: Annotated[float | None, typer.Option(
-        min=0.0, max=1.0,
-        help="bleed probability a pixel needs to be marked (default: the model's own)")] = None,
-    mirror: Annotated[bool, typer.Option(
-        help="also run the segmenter on each slab mirrored left to right and average the two "
-             "(about twice its time)")] = False,
+    mask_threshold: MaskThresholdOpt = None,
+    mirror: MirrorOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     overwrite: OverwriteOpt = False,
@@ -595,6 +597,8 @@ def report(
     threads: ThreadsOpt = None,
     thresholds: Annotated[Path | None, typer.Option(
         help="classifier thresholds JSON (ichinfer calibrate)")] = None,
+    mask_threshold: MaskThresholdOpt = None,
+    mirror: MirrorOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     overwrite: OverwriteOpt = False,
@@ -611,7 +615,8 @@ def report(
     clf = _run(debug, lambda: Classifier(model_dir=model_dir, variant=variant, device=device,
                                          threads=threads, thresholds=thresholds), code=2)
     seg = _run(debug, lambda: Segmenter(model_dir=model_dir, variant=variant, device=device,
-                                        threads=threads), code=2)
+                                        threads=threads, threshold=mask_threshold,
+                                        mirror=mirror), code=2)
     rep = _run(debug, lambda: build_report(paths, classifier=clf, segmenter=seg))
     write_report(rep.html, out)
     if not quiet:

@@ -66,10 +66,18 @@ def build_report(
     failures = failures_of(scan.failures)
     series = list(iter_assessments(scan.series, classifier=classifier, segmenter=segmenter,
                                    on_error="collect", failures=failures))
-    models = [classifier.spec.describe(), segmenter.spec.describe()]
+    models = [classifier.spec.describe(), segmenter.describe()]
     html = render_html(series, models=models, failures=failures, key_slices=key_slices)
     return Report(html=html, series=series, failures=failures,
                   skipped=failures_of(scan.skipped))
+
+
+def _run_settings(model: dict[str, Any]) -> str:
+    """How a segmenter ran its model (``Segmenter.describe``); empty for a classifier."""
+    if "mask_threshold" not in model:
+        return ""
+    done = f"mask threshold {model['mask_threshold']:.2f}"
+    return done + ("; each slab also mirrored, maps averaged" if model.get("mirror") else "")
 
 
 def _png_data_uri(rgb: Any) -> str:
@@ -189,10 +197,11 @@ def render_html(
     model_rows = "".join(
         f"<tr><td>{escape(str(m.get('task', '')))}</td><td>{escape(str(m.get('name', '')))}</td>"
         f"<td>{escape(str(m.get('version', '')))}</td><td>{escape(str(m.get('file', '')))}</td>"
+        f"<td>{escape(_run_settings(m))}</td>"
         f"<td>{escape(str(m.get('training_data', '')))}</td></tr>" for m in models)
     parts.append(
         "<h2>Models</h2><table><tr><th>task</th><th>name</th><th>version</th><th>file</th>"
-        f"<th>trained on</th></tr>{model_rows}</table>"
+        f"<th>run with</th><th>trained on</th></tr>{model_rows}</table>"
         "<footer>Volumes: mask area × distance between slice positions. ABC/2: A the longest "
         "axis on the slice of largest area, B the longest chord perpendicular to it, C the "
         "slice count × spacing (valid for roughly ellipsoidal bleeds). Subtype volumes count "
