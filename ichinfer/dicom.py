@@ -981,16 +981,8 @@ def read_slice_hu(info: SliceInfo) -> np.ndarray:
 def _read_encoded(info: SliceInfo, enc: EncodedPixels) -> np.ndarray | None:
     """The HU of ``enc``'s frame, or None where the file is not as scanned or any decoder
     fails on it (then :func:`read_hu` reads it the full way, or says why it cannot)."""
-    try:
-        with open(info.path, "rb") as fp:
-            st = os.fstat(fp.fileno())
-            if (st.st_size, st.st_mtime_ns) != (enc.size, enc.mtime_ns):
-                return None
-            fp.seek(enc.offset)
-            data = fp.read(enc.length)
-    except OSError:
-        return None
-    if len(data) != enc.length:
+    data = _bytes_as_scanned(info.path, enc.offset, enc.length, enc.size, enc.mtime_ns)
+    if data is None:
         return None
     ts = UID(enc.transfer_syntax)
     try:
@@ -1005,22 +997,33 @@ def _read_encoded(info: SliceInfo, enc: EncodedPixels) -> np.ndarray | None:
     return _params_to_hu(stored, enc.params, info.path)
 
 
+def _bytes_as_scanned(path: str, offset: int, length: int, size: int,
+                      mtime_ns: int) -> bytearray | None:
+    """``length`` bytes of ``path`` from ``offset``, or None where the open file's size or
+    modification time is no longer what the scan saw, or it cannot be read whole (the caller
+    then reads it the full way, which says why where it cannot)."""
+    try:
+        with open(path, "rb") as fp:
+            st = os.fstat(fp.fileno())
+            if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+                return None
+            fp.seek(offset)
+            data = bytearray(length)
+            got = fp.readinto(data)
+    except OSError:
+        return None
+    return data if got == length else None
+
+
 def _read_native(info: SliceInfo, native: NativePixels) -> np.ndarray | None:
     """The HU of ``native``'s pixels, or None where the file is not as scanned (then
     :func:`read_hu` reads it, or says why it cannot)."""
-    try:
-        st = os.stat(info.path)
-    except OSError:
+    dtype = np.dtype(native.dtype)
+    length = info.rows * info.columns * dtype.itemsize
+    data = _bytes_as_scanned(info.path, native.offset, length, native.size, native.mtime_ns)
+    if data is None:
         return None
-    if (st.st_size, st.st_mtime_ns) != (native.size, native.mtime_ns):
-        return None
-    count = info.rows * info.columns
-    try:
-        stored = np.fromfile(info.path, dtype=native.dtype, count=count, offset=native.offset)
-    except OSError:
-        return None  # read_hu says why, as for any file it cannot read
-    if stored.size != count:
-        return None
+    stored = np.frombuffer(data, dtype=dtype)  # writable: the buffer is this call's own
     if native.shift:  # as pydicom does: the bits above (0028,0101) Bits Stored are not data
         np.left_shift(stored, native.shift, out=stored)
         np.right_shift(stored, native.shift, out=stored)
