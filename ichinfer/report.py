@@ -76,8 +76,8 @@ def _run_settings(model: dict[str, Any]) -> str:
     """How a segmenter ran its model (``Segmenter.describe``); empty for a classifier."""
     if "mask_threshold" not in model:
         return ""
-    done = f"mask threshold {model['mask_threshold']:.2f}"
-    return done + ("; each slab also mirrored, maps averaged" if model.get("mirror") else "")
+    text = f"mask threshold {model['mask_threshold']:.2f}"
+    return text + ("; each slab also mirrored, maps averaged" if model.get("mirror") else "")
 
 
 def _png_data_uri(rgb: Any) -> str:
