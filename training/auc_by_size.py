@@ -5,16 +5,18 @@
 
 Runs the classifier through the runtime (as ``ichinfer classify`` does: slabs, thin series
 sampled) on phantom folders in the RSNA layout with their ``masks/`` (``training/synth.py``
-output). A slice's area for a label is the generator's painted mask of that subtype on the slice
-(all subtypes for ``any``), in mm² by the slice's Pixel Spacing. For each area bin, the AUC of
-the slices with that label and an area in the bin against every slice without the label, so a
-bin says how well the bleeds of that size are told apart from bleed-free slices. Only prints
+output). A slice's area for a label is the generator's painted mask of that subtype on the
+slice (all subtypes for ``any``), in mm² by its series' pixel spacing in ``studies.csv``. For
+each area bin, the AUC of the slices with that label and an area in the bin against every slice
+without the label, so a bin says how well the bleeds of that size are told apart from
+bleed-free slices. Only prints
 from ``main``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -38,15 +40,15 @@ def slice_areas_mm2(mask: np.ndarray, pixel_spacing_mm: float) -> np.ndarray:
 
 def collect(clf: ichinfer.Classifier, folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probabilities, truth, areas in mm²), each (slices, 6), for every slice of ``folder``."""
-    import pydicom
-
     labels = read_rsna_labels(folder / "stage_2_train.csv")
+    with open(folder / "studies.csv", newline="") as fh:
+        spacings = {row["SeriesInstanceUID"]: float(row["pixel_spacing_mm"])
+                    for row in csv.DictReader(fh)}
     probs, truth, areas = [], [], []
     for series in clf.classify(folder / "stage_2_train").series:
+        spacing = spacings[series.series_uid]
         for s in series.slices:
             stem = Path(s.path).name.split(".")[0]
-            header = pydicom.dcmread(s.path, stop_before_pixels=True)
-            spacing = float(header.PixelSpacing[0])
             probs.append([s.probabilities[k] for k in LABELS])
             truth.append(labels[stem])
             areas.append(slice_areas_mm2(read_png(folder / "masks" / f"{stem}.png"), spacing))
