@@ -72,6 +72,95 @@ def test_onnxruntime_whole_batch(benchmark, model_dir: Path, model_file: str, ba
     assert y.shape[0] == batch
 
 
+def _alternating(first, second):
+    """``first`` and ``second`` timed alternately, which goes first alternating too, with
+    :data:`PAUSE_S` before each: a pytest-benchmark round function and the two lists of seconds
+    it fills, pair by pair."""
+    a_s: list[float] = []
+    b_s: list[float] = []
+
+    def timed(fn, into: list[float]) -> None:
+        time.sleep(PAUSE_S)
+        t0 = time.perf_counter()
+        fn()
+        into.append(time.perf_counter() - t0)
+
+    def pair() -> None:
+        halves = [(first, a_s), (second, b_s)]
+        for fn, into in halves if len(a_s) % 2 == 0 else halves[::-1]:
+            timed(fn, into)
+
+    return pair, a_s, b_s
+
+
+@pytest.mark.parametrize("batch", [b for b in BATCH_SIZES if b > 1])
+def test_lanes_paired(benchmark, model_dir: Path, model_file: str, batch: int) -> None:
+    """Lanes (how ``Session.run`` runs a batch on the CPU: one slice per run, one
+    single-threaded run per core) and one run of the whole batch on all the threads, on the same
+    session and batch, alternating round by round: the separate tests above are minutes apart
+    and the machine's speed moves more than the difference between the two."""
+    session = runtime.Session(model_dir / model_file, ["CPUExecutionProvider"],
+                              runtime.resolve_threads(None))
+    lanes = session.lanes
+    if lanes < 2:
+        pytest.skip("one core: a batch runs whole")
+    spec = session.spec
+    x = random_hu(batch, spec.input_size[0], spec.channels)
+
+    def with_lanes(n: int):
+        def run() -> None:
+            session.lanes = n
+            session.run(x)
+        return run
+
+    with_lanes(lanes)()  # warm-up of both sessions (the lanes' single-threaded one is its own)
+    with_lanes(1)()
+    pair, lanes_s, whole_s = _alternating(with_lanes(lanes), with_lanes(1))
+    benchmark.group = f"paired lanes / whole batch, {Path(model_file).name.split('.')[0]} " \
+                      f"batch {batch}"
+    benchmark.pedantic(pair, rounds=7, iterations=1)
+    session.lanes = lanes
+    ratios = [w / n for n, w in zip(lanes_s, whole_s, strict=True)]
+    benchmark.extra_info.update(
+        session_info(session), batch=batch, engine="onnxruntime, lanes and whole batch alternating",
+        rounds=len(ratios), paired_ratio_median=statistics.median(ratios),
+        lanes_median_s=statistics.median(lanes_s), whole_median_s=statistics.median(whole_s),
+        lanes_s=lanes_s, whole_s=whole_s)
+    assert len(ratios) == 7
+
+
+def test_flop_rate_paired(benchmark, sessions, model_file: str) -> None:
+    """A batch of 32 through ``Session.run`` and numpy's float32 matrix multiply (the machine's
+    reference, as in ``test_limit.py``) alternating round by round, so each FLOP-rate ratio is of
+    two timings taken in the same state of the machine."""
+    from test_limit import N, matmul_operands
+
+    session = sessions(model_file)
+    spec = session.spec
+    flops = _flops(spec.path)
+    if not flops:
+        pytest.skip("the onnx package is not installed: no FLOP count")
+    x = random_hu(32, spec.input_size[0], spec.channels)
+    a, b, out = matmul_operands()
+    session.run(x)  # warm-up
+    np.matmul(a, b, out=out)
+    pair, model_s, matmul_s = _alternating(lambda: session.run(x),
+                                           lambda: np.matmul(a, b, out=out))
+    benchmark.group = "machine limit, paired with numpy's matmul (batch 32)"
+    benchmark.pedantic(pair, rounds=9, iterations=1)
+    model_rates = [flops * 32 / t for t in model_s]
+    matmul_rates = [2 * N**3 / t for t in matmul_s]
+    ratios = [m / r for m, r in zip(model_rates, matmul_rates, strict=True)]
+    benchmark.extra_info.update(
+        session_info(session), batch=32, flops_per_slice=flops, matmul_n=N,
+        engine="onnxruntime and numpy matmul, alternating", rounds=len(ratios),
+        paired_ratio_median=statistics.median(ratios),
+        model_median_flops_per_s=statistics.median(model_rates),
+        matmul_median_flops_per_s=statistics.median(matmul_rates),
+        matmul_fastest_flops_per_s=max(matmul_rates), model_s=model_s, matmul_s=matmul_s)
+    assert len(ratios) == 9
+
+
 @pytest.fixture(scope="module")
 def keras_model(keras_dir: Path):
     pytest.importorskip("tensorflow", reason="TensorFlow is not installed (the [train] extra)")
@@ -130,25 +219,8 @@ def test_keras_paired(benchmark, keras_model, sessions, model_file: str, batch: 
     session = sessions(model_file)
     spec = session.spec
     x = random_hu(batch, spec.input_size[0], spec.channels)
-    ort_s: list[float] = []
-    keras_s: list[float] = []
-
-    def ort() -> None:
-        t0 = time.perf_counter()
-        session.run(x)
-        ort_s.append(time.perf_counter() - t0)
-
-    def keras() -> None:
-        t0 = time.perf_counter()
-        model.predict(x, batch_size=batch, verbose=0)
-        keras_s.append(time.perf_counter() - t0)
-
-    def pair() -> None:
-        first, second = (ort, keras) if len(ort_s) % 2 == 0 else (keras, ort)
-        for half in (first, second):
-            time.sleep(PAUSE_S)  # the other engine's worker threads stop spinning first
-            half()
-
+    pair, ort_s, keras_s = _alternating(
+        lambda: session.run(x), lambda: model.predict(x, batch_size=batch, verbose=0))
     session.run(x)  # warm-up: first-run allocations, tracing and graph building are set-up
     model.predict(x, batch_size=batch, verbose=0)
     benchmark.group = f"paired onnxruntime / Keras predict, {stem} batch {batch}"
