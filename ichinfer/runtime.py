@@ -164,10 +164,12 @@ class Session:
 
         On the CPU, a batch of at least :attr:`lanes` slices runs one slice per run, ``lanes``
         single-threaded runs at a time (one session, called from ``lanes`` threads: onnxruntime
-        releases the GIL). On 2 cores that was faster than one run of the whole batch on both
-        threads for every bundled model at batch 8 and 32 (``benchmarks/README.md``,
-        ``test_onnxruntime_whole_batch``); why, and how it goes on more cores, is not
-        measured."""
+        releases the GIL). On 2 cores, the two ways alternating on one session
+        (``benchmarks/README.md``, ``test_lanes_paired``, medians of 7 pairs), lanes ran
+        batches of 8 and 32 1.10-1.24 times as fast as one run of the whole batch on both
+        threads for the float32 classifier and segmenter, 0.90-1.25 times for ``seed_cnn`` and
+        its int8 variant, and 0.91-0.96 times (slower) for the int8 segmenter, an opt-in
+        variant; how it goes on more cores is not measured."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self._io_binding:
             binding = self._session.io_binding()
