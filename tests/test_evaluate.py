@@ -170,3 +170,20 @@ def test_context_study_runs_end_to_end(labelled_phantoms, tiny_model_dir, capsys
                                "--model", str(tiny_model_dir / "tiny_classifier.onnx")]) == 0
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| labelled")]
     assert len(rows) == 1 and rows[0].count("→") == len(LABELS)
+
+
+def test_fusion_study_runs_end_to_end(labelled_phantoms, tiny_model_dir, capsys):
+    from training import fusion_study
+
+    assert fusion_study.main([
+        "--fit", str(labelled_phantoms), "--score", str(labelled_phantoms),
+        "--real", str(labelled_phantoms / "stage_2_train"),
+        "--classifier", str(tiny_model_dir / "tiny_classifier.onnx"),
+        "--segmenter", str(tiny_model_dir / "tiny_segmenter.onnx")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [r.strip("| ").split(" | ") for r in out if r.startswith("| ") and "---" not in r]
+    assert [r[0] for r in rows[1:]] == ["classifier", "segmenter peak", "segmenter pixels",
+                                        "fused"]
+    assert all(len(r) == 2 + len(fusion_study.BINS_MM2) for r in rows)
+    flagged = [line for line in out if line.startswith("stage_2_train: ")]
+    assert len(flagged) == 4  # one line per series of the folder
