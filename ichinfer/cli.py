@@ -53,6 +53,9 @@ MaskThresholdOpt = Annotated[float | None, typer.Option(
 MirrorOpt = Annotated[bool, typer.Option(
     help="also run the segmenter on each slab mirrored left to right and average the two "
          "(twice its inference)")]
+GateOpt = Annotated[bool, typer.Option(
+    help="masks only on the slices the classifier calls 'any' (runs it too; measured: "
+         "training/trials/gate.md)")]
 DecodeProcessesOpt = Annotated[int | None, typer.Option(
     min=0, help="processes that decode DICOM, this one included (or ICHINFER_DECODE_PROCESSES; "
                 "default: 2 where 2 CPUs are free, else 1)")]
@@ -318,6 +321,7 @@ def segment(
         help="also write a DICOM SEG and a Secondary Capture overlay series here")] = None,
     mask_threshold: MaskThresholdOpt = None,
     mirror: MirrorOpt = False,
+    gate: GateOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     overwrite: OverwriteOpt = False,
@@ -328,7 +332,7 @@ def segment(
     with _interruptible(debug), _decode_processes(decode_processes):
         _segment(paths, out, model, model_dir, variant, device, threads, batch_size, overlays,
                  quiet, debug, overwrite, resume, subtypes or thresholds is not None, thresholds,
-                 dicom_out, mask_threshold, mirror)
+                 dicom_out, mask_threshold, mirror, gate)
 
 
 _OUTPUT_PNG = re.compile(r"s\d{2,}_\d{4,}\.png")
@@ -345,7 +349,7 @@ def _segment_outputs(out: Path) -> list[Path]:
 
 def _segment(paths, out, model, model_dir, variant, device, threads, batch_size, overlays,
              quiet, debug, overwrite, resume, subtypes=False, thresholds=None,
-             dicom_out=None, mask_threshold=None, mirror=False) -> None:
+             dicom_out=None, mask_threshold=None, mirror=False, gate=False) -> None:
     from ichinfer.pipeline import failures_of, scan_inputs
     from ichinfer.results import SegmentationResult, remove_partials, to_json
     from ichinfer.resume import mask_files, segmentation_from_record, segmentation_record
@@ -364,7 +368,8 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
                                         threads=threads, batch_size=batch_size,
                                         threshold=mask_threshold, mirror=mirror), code=2)
     # --variant names the segmenter's variant; the classifier runs its default file
-    clf = _extras_classifier(subtypes, thresholds, model_dir, device, threads, debug)
+    clf = _extras_classifier(subtypes or gate, thresholds, model_dir, device, threads, debug)
+    gated = _gate_description(clf) if gate else None
     if dicom_out is not None:
         from ichinfer.dicom_out import require_highdicom
 
@@ -379,7 +384,8 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
     with _progress(sum(len(s.slices) for s in scan.series), "segmenting", quiet) as advance:
         for k, series in enumerate(scan.series):
             options = {"threshold": seg.threshold, "between": seg.between, "overlays": overlays,
-                       "stem": f"s{k:02d}", **({"mirror": True} if seg.mirror else {})}
+                       "stem": f"s{k:02d}", **({"mirror": True} if seg.mirror else {}),
+                       **({"gate": gated} if gated else {})}
             key = _key("segment", series, seg.spec, options)
             done = store.load(key) if key and resume else None
             res = segmentation_from_record(done, out) if done else None
@@ -390,7 +396,7 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
                 resumed += 1
                 advance(len(series.slices))
                 continue
-            for new in iter_segmentations([series], segmenter=seg, classifier=clf,
+            for new in iter_segmentations([series], segmenter=seg, classifier=clf, gate=gate,
                                           on_error="collect", failures=failures):
                 results.append(new)
                 names, drawn = _write_pngs(new, out, f"s{k:02d}", overlays)
@@ -402,7 +408,8 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
         _report_resumed(resumed, len(scan.series), quiet)
     _segment_extras(results, scan.series, clf, dicom_out, overlays, seg, failures, quiet)
     result = SegmentationResult(series=results, failures=failures,
-                                skipped=failures_of(scan.skipped), model=seg.describe())
+                                skipped=failures_of(scan.skipped),
+                                model={**seg.describe(), "gate": gated})
     to_json(result, summary_path)
     for stale in set(_segment_outputs(out)) - written - {summary_path}:
         stale.unlink(missing_ok=True)  # an earlier run's PNG this run did not write
@@ -472,8 +479,17 @@ def _write_pngs(res, out: Path, prefix: str, overlays: str) -> tuple[list[str], 
     return names, drawn
 
 
+def _gate_description(clf) -> dict:
+    """What a gated ``segment`` records (summary.json, resume key): the classifier and the
+    ``any`` threshold that decided which slices may have a mask."""
+    from ichinfer.models import sha256
+
+    return {"label": "any", "threshold": clf.thresholds["any"], "classifier": clf.spec.path.name,
+            "classifier_sha256": sha256(clf.spec.path)}
+
+
 def _extras_classifier(subtypes, thresholds, model_dir, device, threads, debug):
-    """The classifier ``segment`` runs for subtype attribution (None without --subtypes)."""
+    """The classifier ``segment`` runs for subtypes or the gate (None without either)."""
     if not subtypes:
         return None
     from ichinfer.classification import Classifier
@@ -599,6 +615,7 @@ def report(
         help="classifier thresholds JSON (ichinfer calibrate)")] = None,
     mask_threshold: MaskThresholdOpt = None,
     mirror: MirrorOpt = False,
+    gate: GateOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     overwrite: OverwriteOpt = False,
@@ -617,7 +634,7 @@ def report(
     seg = _run(debug, lambda: Segmenter(model_dir=model_dir, variant=variant, device=device,
                                         threads=threads, threshold=mask_threshold,
                                         mirror=mirror), code=2)
-    rep = _run(debug, lambda: build_report(paths, classifier=clf, segmenter=seg))
+    rep = _run(debug, lambda: build_report(paths, classifier=clf, segmenter=seg, gate=gate))
     write_report(rep.html, out)
     if not quiet:
         out_console.print(f"wrote {out} ({len(rep.series)} series)", highlight=False)

@@ -58,15 +58,17 @@ class Report:
 
 
 def build_report(
-    paths: PathInput, *, classifier: Classifier, segmenter: Segmenter, key_slices: int = KEY_SLICES
+    paths: PathInput, *, classifier: Classifier, segmenter: Segmenter, key_slices: int = KEY_SLICES,
+    gate: bool = False,
 ) -> Report:
     """Classify and segment every series under ``paths`` and render the report; series that
-    fail are listed in the report and in :attr:`Report.failures`."""
+    fail are listed in the report and in :attr:`Report.failures`. ``gate``: masks only on the
+    slices the classifier calls ``any`` (:func:`ichinfer.study.assess_series`)."""
     scan = scan_inputs(paths, on_error="collect")
     failures = failures_of(scan.failures)
     series = list(iter_assessments(scan.series, classifier=classifier, segmenter=segmenter,
-                                   on_error="collect", failures=failures))
-    models = [classifier.spec.describe(), segmenter.describe()]
+                                   gate=gate, on_error="collect", failures=failures))
+    models = [classifier.spec.describe(), {**segmenter.describe(), "gate": gate}]
     html = render_html(series, models=models, failures=failures, key_slices=key_slices)
     return Report(html=html, series=series, failures=failures,
                   skipped=failures_of(scan.skipped))
@@ -77,7 +79,9 @@ def _run_settings(model: dict[str, Any]) -> str:
     if "mask_threshold" not in model:
         return ""
     text = f"mask threshold {model['mask_threshold']:.2f}"
-    return text + ("; each slab also mirrored, maps averaged" if model.get("mirror") else "")
+    text += "; each slab also mirrored, maps averaged" if model.get("mirror") else ""
+    return text + ("; masks only on slices the classifier calls 'any'" if model.get("gate")
+                   else "")
 
 
 def _png_data_uri(rgb: Any) -> str:

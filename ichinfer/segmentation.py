@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -72,8 +72,14 @@ class Segmenter:
         return {**self.spec.describe(), "mask_threshold": self.threshold,
                 "between": self.between, "mirror": self.mirror}
 
-    def segment_series(self, prepared: PreparedSeries) -> SeriesSegmentation:
+    def segment_series(self, prepared: PreparedSeries,
+                       keep: Sequence[bool] | np.ndarray | None = None) -> SeriesSegmentation:
+        """Masks for one series. ``keep`` (one flag per slice): only those slices may have a
+        mask, the rest get an empty one (:func:`ichinfer.study.assess_series` with
+        ``gate=True`` passes the classifier's ``any`` calls)."""
         series = prepared.series
+        if keep is not None and len(keep) != len(series.slices):
+            raise ValueError(f"keep has {len(keep)} flags for {len(series.slices)} slices")
         loc = prepared.locations_mm
         sampled = sample_indices(loc, self.spec.slab_mm)
         # probability maps on the model grid, float16 to halve what a long series holds
@@ -95,7 +101,8 @@ class Segmenter:
             if wi <= 0.0 or wi >= 1.0 or a == b:  # one map: a slice's own or its nearest one's
                 a = b = a if wi < 1.0 else b
                 wi = 0.0
-            empty = max(peak[a], peak[b]) < self.threshold
+            empty = max(peak[a], peak[b]) < self.threshold or (keep is not None
+                                                                and not keep[i])
             key: tuple = ("empty", shape) if empty else (a, b, wi, shape)
             if key not in masks:
                 if empty:

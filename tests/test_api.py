@@ -210,3 +210,32 @@ def test_segment_with_mirroring(phantom_study, tiny_model_dir):
         np.testing.assert_array_equal(a.mask, b.mask)
     assert both.series[0].n_inferences == 2 * plain.series[0].n_inferences
     assert (plain.model["mirror"], both.model["mirror"]) == (False, True)
+
+
+def test_gated_masks_only_on_the_slices_the_classifier_calls(phantom_study, tiny_model_dir):
+    from ichinfer import pipeline
+    from ichinfer.study import assess_series, gate_flags
+
+    series = ichinfer.read_series(phantom_study.folder)
+    seg = ichinfer.Segmenter(model_dir=tiny_model_dir)
+    plain = assess_series(series, classifier=ichinfer.Classifier(model_dir=tiny_model_dir),
+                          segmenter=seg)
+    # a threshold between the slices' `any` probabilities, so the gate has work to do
+    p = np.sort([s.probabilities["any"] for s in plain.classification.slices])
+    middle = float((p[len(p) // 2 - 1] + p[len(p) // 2]) / 2)
+    clf = ichinfer.Classifier(model_dir=tiny_model_dir, thresholds={"any": middle})
+    gated = assess_series(series, classifier=clf, segmenter=seg, gate=True)
+    flags = gate_flags(gated.classification)
+    assert any(flags) and not all(flags)
+    removed = 0
+    for called, a, b in zip(flags, plain.segmentation.slices, gated.segmentation.slices,
+                            strict=True):
+        if called:
+            np.testing.assert_array_equal(a.mask, b.mask)
+        else:
+            assert not b.mask.any()
+            removed += int(a.mask.any())
+    assert removed  # the plain run marked slices the gate took off
+    assert gated.segmentation.volume_ml < plain.segmentation.volume_ml
+    with pytest.raises(ValueError, match="flags"):
+        seg.segment_series(pipeline.PreparedSeries(series), keep=flags[:-1])

@@ -217,3 +217,24 @@ def test_info_shows_both_operating_points(tiny_model_dir):
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
     assert "thresholds, slice / series verdict: any 0.500 / 0.600" in text
+
+
+def test_segment_gate_is_recorded_and_not_resumed_from_a_plain_run(phantom_study,
+                                                                   tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
+               "--overlays", "none")
+    assert r.exit_code == 0, r.output
+    plain = json.loads((out / "summary.json").read_text())
+    assert plain["model"]["gate"] is None and plain["series"][0]["volume_ml"] > 0
+    nothing_called = tmp_path / "thresholds.json"
+    nothing_called.write_text(json.dumps({"any": 1.0}))  # no slice reaches it (sigmoid < 1)
+    r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
+               "--overlays", "none", "--gate", "--thresholds", nothing_called, "--resume")
+    assert r.exit_code == 0, r.output
+    gated = json.loads((out / "summary.json").read_text())
+    assert gated["model"]["gate"]["label"] == "any"
+    assert gated["model"]["gate"]["threshold"] == 1.0
+    assert gated["model"]["gate"]["classifier"] == "tiny_classifier.onnx"
+    # run again, not taken from the plain run's record: no slice called, no mask
+    assert gated["series"][0]["volume_ml"] == 0

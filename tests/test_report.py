@@ -65,7 +65,7 @@ def test_report_renders_in_headless_chromium(report_html, tmp_path):
 def test_report_takes_the_segmenters_settings_and_says_them(phantom_study, tiny_model_dir,
                                                             tmp_path):
     texts = []
-    for extra in ([], ["--mask-threshold", "0.3", "--mirror"]):
+    for extra in ([], ["--mask-threshold", "0.3", "--mirror", "--gate"]):
         out = tmp_path / f"r{len(extra)}.html"
         res = CliRunner().invoke(app, ["report", str(phantom_study.folder), "--out", str(out),
                                        "--model-dir", str(tiny_model_dir), "--quiet", *extra])
@@ -73,4 +73,6 @@ def test_report_takes_the_segmenters_settings_and_says_them(phantom_study, tiny_
         texts.append(out.read_text())
     assert "mask threshold 0.30; each slab also mirrored" in texts[1]
     assert "mask threshold 0.30" not in texts[0] and "mirrored" not in texts[0]
+    assert "; masks only on slices the classifier calls" in texts[1]
+    assert "masks only on" not in texts[0]
     assert "<th>run with</th>" in texts[0]

@@ -13,8 +13,8 @@ each slice's own grid, next to plain 50–90 HU masking inside the skull; series
 compared with ``studies.csv`` when present. ``--real`` adds the checks on real scans: the share
 of CQ500 slices flagged ``any`` and the series' verdict, the known-negative RSNA samples, and
 what each segmenter marks on CQ500 (slices and mL, all false). ``--only segment`` scores the
-segmenters alone, and ``--mask-threshold`` / ``--between`` / ``--mirror`` override their runtime
-settings (to see what a setting does, never to change the bundled figures).
+segmenters alone, and ``--mask-threshold`` / ``--between`` / ``--mirror`` / ``--gate`` override
+their runtime settings (to see what a setting does, never to change the bundled figures).
 """
 
 from __future__ import annotations
@@ -145,21 +145,36 @@ def _dice_parts(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
     return int(np.logical_and(truth, pred).sum()), int(truth.sum() + pred.sum())
 
 
-def evaluate_segmenter(path: Path, data: Path | Sequence[Path], **settings) -> dict:
-    """``settings``: ``ichinfer.Segmenter``'s ``threshold``, ``between`` and ``mirror``. Each
-    slice's truth is ``masks/<its file's stem>.png`` beside its ``stage_2_train`` folder."""
+def _segmented(seg, paths, gate_with) -> list:
+    """``seg``'s segmentations of every series under ``paths``; with a classifier
+    ``gate_with``, masks only on the slices it calls ``any`` (``ichinfer segment --gate``)."""
+    if gate_with is None:
+        return seg.segment(paths, on_error="collect").series
+    from ichinfer.pipeline import scan_inputs
+    from ichinfer.study import iter_segmentations
+
+    scan = scan_inputs(paths, on_error="collect")
+    return list(iter_segmentations(scan.series, segmenter=seg, classifier=gate_with, gate=True,
+                                   on_error="collect"))
+
+
+def evaluate_segmenter(path: Path, data: Path | Sequence[Path], gate_with=None,
+                       **settings) -> dict:
+    """``settings``: ``ichinfer.Segmenter``'s ``threshold``, ``between`` and ``mirror``;
+    ``gate_with``: a classifier gating the masks (:func:`_segmented`). Each slice's truth is
+    ``masks/<its file's stem>.png`` beside its ``stage_2_train`` folder."""
     from training.pngio import read_png
 
     seg = ichinfer.Segmenter(path, device="cpu", **settings)
     t0 = time.time()
-    result = seg.segment([f / "stage_2_train" for f in _folders(data)], on_error="collect")
+    segmented = _segmented(seg, [f / "stage_2_train" for f in _folders(data)], gate_with)
     seconds = time.time() - t0
     inter = total = p_inter = p_total = 0
     per, per_prior = [], []
     parts, groups = [], []  # per slice, for the intervals: (overlap, sizes) twice, has a bleed
     volumes = []
     truth_volumes = {k: v for f in _folders(data) for k, v in _truth_volumes(f).items()}
-    for series in result.series:
+    for series in segmented:
         for sl in series.slices:
             own = Path(sl.path)
             truth = read_png(own.parent.parent / "masks" / (own.stem + ".png")) > 0
@@ -184,7 +199,7 @@ def evaluate_segmenter(path: Path, data: Path | Sequence[Path], **settings) -> d
 
     return {
         "model": path.name,
-        "slices": len(result.slices),
+        "slices": sum(len(series.slices) for series in segmented),
         "bleeding_series": bleeding_series,
         "dice_pooled": 2 * inter / max(total, 1),
         "dice_pooled_ci95": _interval(pooled(0), groups, c[:, 4] == 1),
@@ -200,6 +215,8 @@ def evaluate_segmenter(path: Path, data: Path | Sequence[Path], **settings) -> d
         "threshold": seg.threshold,
         "between": seg.between,
         "mirror": seg.mirror,
+        **({"gate": f"any, {gate_with.spec.path.name} at {gate_with.thresholds['any']:.3f}"}
+           if gate_with is not None else {}),
     }
 
 
@@ -257,21 +274,21 @@ def real_checks(path: Path, shared: Path) -> dict:
     return out
 
 
-def real_segmenter_checks(path: Path, shared: Path, **settings) -> dict | None:
+def real_segmenter_checks(path: Path, shared: Path, gate_with=None, **settings) -> dict | None:
     """On the real normal CQ500 series: what the segmenter marks (all of it is false)."""
     cq = shared / "cq500-ct0"
     if not cq.is_dir():
         return None
     seg = ichinfer.Segmenter(path, device="cpu", **settings)
     t0 = time.time()
-    r = seg.segment(cq)
-    slices = [sl for series in r.series for sl in series.slices]
+    segmented = _segmented(seg, cq, gate_with)
+    slices = [sl for series in segmented for sl in series.slices]
     return {
         "model": path.name,
         "cq500_ct0": {
             "slices": len(slices),
             "slices_marked": int(sum(bool(sl.mask.any()) for sl in slices)),
-            "volume_ml": round(float(sum(series.volume_ml for series in r.series)), 2),
+            "volume_ml": round(float(sum(series.volume_ml for series in segmented)), 2),
             "seconds": round(time.time() - t0, 2),
         },
     }
@@ -289,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--between", choices=("interpolate", "nearest"), default=None)
     p.add_argument("--mirror", action="store_true",
                    help="segmenters also run on each slab mirrored left to right, averaged")
+    p.add_argument("--gate", action="store_true",
+                   help="segmenters' masks only on slices the folder's default classifier "
+                        "calls 'any' (ichinfer segment --gate)")
     args = p.parse_args(argv)
     settings = {
         k: v
@@ -298,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     folder = model_store.model_dir(args.model_dir)
     manifest = model_store.read_manifest(folder)
+    gate = ichinfer.Classifier(model_dir=folder, device="cpu") if args.gate else None
     names = ", ".join(f.name for f in args.data)
     report: dict = {"data": names, "classifiers": [], "segmenters": [], "real": []}
     for name, entry in sorted(manifest["models"].items()):
@@ -309,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.real:
                 report["real"].append(real_checks(path, args.real))
         elif entry.get("task") == "segment":
-            report["segmenters"].append(evaluate_segmenter(path, args.data, **settings))
-            real = real_segmenter_checks(path, args.real, **settings) if args.real else None
+            report["segmenters"].append(evaluate_segmenter(path, args.data, gate, **settings))
+            real = (real_segmenter_checks(path, args.real, gate, **settings) if args.real
+                    else None)
             if real:
                 report.setdefault("real_segmenters", []).append(real)
         print(json.dumps(report, indent=1)[-600:], flush=True)
