@@ -354,7 +354,7 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
     from ichinfer.results import SegmentationResult, remove_partials, to_json
     from ichinfer.resume import mask_files, segmentation_from_record, segmentation_record
     from ichinfer.segmentation import Segmenter
-    from ichinfer.study import iter_segmentations
+    from ichinfer.study import gate_description, iter_segmentations
 
     _setup_logging(debug, quiet)
     if overlays not in ("bleeding", "all", "none"):
@@ -369,7 +369,7 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
                                         threshold=mask_threshold, mirror=mirror), code=2)
     # --variant names the segmenter's variant; the classifier runs its default file
     clf = _extras_classifier(subtypes or gate, thresholds, model_dir, device, threads, debug)
-    gated = _gate_description(clf) if gate else None
+    gated = gate_description(clf) if gate else None
     if dicom_out is not None:
         from ichinfer.dicom_out import require_highdicom
 
@@ -477,15 +477,6 @@ def _write_pngs(res, out: Path, prefix: str, overlays: str) -> tuple[list[str], 
         for job in jobs:  # in order: the first failure raises
             job.result()
     return names, drawn
-
-
-def _gate_description(clf) -> dict:
-    """What a gated ``segment`` records (summary.json, resume key): the classifier and the
-    ``any`` threshold that decided which slices may have a mask."""
-    from ichinfer.models import sha256
-
-    return {"label": "any", "threshold": clf.thresholds["any"], "classifier": clf.spec.path.name,
-            "classifier_sha256": sha256(clf.spec.path)}
 
 
 def _extras_classifier(subtypes, thresholds, model_dir, device, threads, debug):

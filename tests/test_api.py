@@ -239,3 +239,17 @@ def test_gated_masks_only_on_the_slices_the_classifier_calls(phantom_study, tiny
     assert gated.segmentation.volume_ml < plain.segmentation.volume_ml
     with pytest.raises(ValueError, match="flags"):
         seg.segment_series(pipeline.PreparedSeries(series), keep=flags[:-1])
+
+
+def test_segment_with_a_gate_from_python(phantom_study, tiny_model_dir, monkeypatch):
+    seg = ichinfer.Segmenter(model_dir=tiny_model_dir)
+    plain = seg.segment(phantom_study.folder)
+    assert plain.series[0].volume_ml > 0 and "gate" not in plain.model
+    nothing_called = ichinfer.Classifier(model_dir=tiny_model_dir, thresholds={"any": 1.0})
+    gated = seg.segment(phantom_study.folder, gate=nothing_called)
+    assert gated.series[0].volume_ml == 0
+    assert gated.model["gate"]["threshold"] == 1.0
+    assert gated.series[0].measurements.by_subtype is not None  # the classifier ran
+    monkeypatch.setenv("ICHINFER_MODEL_DIR", str(tiny_model_dir))
+    default = ichinfer.segment(phantom_study.folder, gate=True)
+    assert default.model["gate"]["classifier"] == "tiny_classifier.onnx"
