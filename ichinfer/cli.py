@@ -479,9 +479,9 @@ def _write_pngs(res, out: Path, prefix: str, overlays: str) -> tuple[list[str], 
     return names, drawn
 
 
-def _extras_classifier(subtypes, thresholds, model_dir, device, threads, debug):
-    """The classifier ``segment`` runs for subtypes or the gate (None without either)."""
-    if not subtypes:
+def _extras_classifier(wanted, thresholds, model_dir, device, threads, debug):
+    """The classifier ``segment`` runs for subtypes or the gate (None unless ``wanted``)."""
+    if not wanted:
         return None
     from ichinfer.classification import Classifier
 

@@ -168,7 +168,7 @@ class Segmenter:
         failures = failures_of(scan.failures)
         if gate is None:
             results = list(self.run_series(scan.series, on_error=on_error, failures=failures))
-            described = self.describe()
+            described = {**self.describe(), "gate": None}
         else:
             from ichinfer.study import gate_description, iter_segmentations
 
