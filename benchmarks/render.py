@@ -133,9 +133,9 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
         paired = bench.one(rf"test_lanes_paired\[{re.escape(model)}-{batch}\]")
         if paired:
             e = paired["extra_info"]
+            ratios = [w / n for n, w in zip(e["lanes_s"], e["whole_s"], strict=True)]
             measured = (f"{e['paired_ratio_median']:.2f}× (median of {e['rounds']} pairs, "
-                        f"{min(e['whole_s']) / max(e['lanes_s']):.2f}–"
-                        f"{max(e['whole_s']) / min(e['lanes_s']):.2f}× at the extremes; "
+                        f"{min(ratios):.2f}–{max(ratios):.2f}× over the pairs; "
                         f"{_ms(e['lanes_median_s'])} vs {_ms(e['whole_median_s'])}); "
                         f"separate tests: {separate}")
         else:

@@ -148,14 +148,7 @@ def _dice_parts(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
 def _segmented(seg, paths, gate_with) -> list:
     """``seg``'s segmentations of every series under ``paths``; with a classifier
     ``gate_with``, masks only on the slices it calls ``any`` (``ichinfer segment --gate``)."""
-    if gate_with is None:
-        return seg.segment(paths, on_error="collect").series
-    from ichinfer.pipeline import scan_inputs
-    from ichinfer.study import iter_segmentations
-
-    scan = scan_inputs(paths, on_error="collect")
-    return list(iter_segmentations(scan.series, segmenter=seg, classifier=gate_with, gate=True,
-                                   on_error="collect"))
+    return seg.segment(paths, on_error="collect", gate=gate_with).series
 
 
 def evaluate_segmenter(path: Path, data: Path | Sequence[Path], gate_with=None,
