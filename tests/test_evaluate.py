@@ -187,3 +187,18 @@ def test_fusion_study_runs_end_to_end(labelled_phantoms, tiny_model_dir, capsys)
     assert all(len(r) == 2 + len(fusion_study.BINS_MM2) for r in rows)
     flagged = [line for line in out if line.startswith("stage_2_train: ")]
     assert len(flagged) == 4  # one line per series of the folder
+
+
+def test_gate_sweep_runs_end_to_end(labelled_phantoms, tiny_model_dir, capsys):
+    from training import gate_sweep
+
+    assert gate_sweep.main([
+        "--data", str(labelled_phantoms), "--real", str(labelled_phantoms / "stage_2_train"),
+        "--thresholds", "0", "1.0",
+        "--classifier", str(tiny_model_dir / "tiny_classifier.onnx"),
+        "--segmenter", str(tiny_model_dir / "tiny_segmenter.onnx")]) == 0
+    rows = [r.strip("| ").split(" | ") for r in capsys.readouterr().out.splitlines()
+            if r.startswith("| ") and "---" not in r][1:]
+    assert [r[0] for r in rows] == ["0.000 (no gate)", "1.000"]
+    assert float(rows[0][3].split()[0]) > 0  # the ungated tiny segmenter marks something
+    assert float(rows[1][3].split()[0]) == 0 and rows[1][4] == "0"  # nothing reaches 1.0
