@@ -111,17 +111,22 @@ def test_segment_mask_threshold_marks_less_at_a_higher_threshold(phantom_study, 
     assert r.exit_code == 2
 
 
+def _plain_then_resumed_with(study, model_dir, out, *options) -> tuple[dict, dict]:
+    """summary.json of a plain ``segment`` run, then of a ``--resume`` run in the same folder
+    with ``options``."""
+    summaries = []
+    for extra in ([], [*options, "--resume"]):
+        r = invoke("segment", study.folder, "--out", out, "--model-dir", model_dir,
+                   "--overlays", "none", *extra)
+        assert r.exit_code == 0, r.output
+        summaries.append(json.loads((out / "summary.json").read_text()))
+    return summaries[0], summaries[1]
+
+
 def test_segment_mirror_is_recorded_and_not_resumed_from_a_plain_run(phantom_study,
                                                                      tiny_model_dir, tmp_path):
-    out = tmp_path / "out"
-    r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
-               "--overlays", "none")
-    assert r.exit_code == 0, r.output
-    plain = json.loads((out / "summary.json").read_text())
-    r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
-               "--overlays", "none", "--mirror", "--resume")
-    assert r.exit_code == 0, r.output
-    both = json.loads((out / "summary.json").read_text())
+    plain, both = _plain_then_resumed_with(phantom_study, tiny_model_dir, tmp_path / "out",
+                                           "--mirror")
     assert (plain["model"]["mirror"], both["model"]["mirror"]) == (False, True)
     # run again, not taken from the plain run's record: twice the inferences
     assert both["series"][0]["n_inferences"] == 2 * plain["series"][0]["n_inferences"]
@@ -221,18 +226,11 @@ def test_info_shows_both_operating_points(tiny_model_dir):
 
 def test_segment_gate_is_recorded_and_not_resumed_from_a_plain_run(phantom_study,
                                                                    tiny_model_dir, tmp_path):
-    out = tmp_path / "out"
-    r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
-               "--overlays", "none")
-    assert r.exit_code == 0, r.output
-    plain = json.loads((out / "summary.json").read_text())
-    assert plain["model"]["gate"] is None and plain["series"][0]["volume_ml"] > 0
     nothing_called = tmp_path / "thresholds.json"
     nothing_called.write_text(json.dumps({"any": 1.0}))  # no slice reaches it (sigmoid < 1)
-    r = invoke("segment", phantom_study.folder, "--out", out, "--model-dir", tiny_model_dir,
-               "--overlays", "none", "--gate", "--thresholds", nothing_called, "--resume")
-    assert r.exit_code == 0, r.output
-    gated = json.loads((out / "summary.json").read_text())
+    plain, gated = _plain_then_resumed_with(phantom_study, tiny_model_dir, tmp_path / "out",
+                                            "--gate", "--thresholds", nothing_called)
+    assert plain["model"]["gate"] is None and plain["series"][0]["volume_ml"] > 0
     assert gated["model"]["gate"]["label"] == "any"
     assert gated["model"]["gate"]["threshold"] == 1.0
     assert gated["model"]["gate"]["classifier"] == "tiny_classifier.onnx"
