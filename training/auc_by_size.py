@@ -38,12 +38,17 @@ def slice_areas_mm2(mask: np.ndarray, pixel_spacing_mm: float) -> np.ndarray:
     return counts * pixel_spacing_mm**2
 
 
+def pixel_spacings(folder: Path) -> dict[str, float]:
+    """Each series' pixel spacing in mm, from the generator's ``studies.csv``."""
+    with open(folder / "studies.csv", newline="") as fh:
+        return {row["SeriesInstanceUID"]: float(row["pixel_spacing_mm"])
+                for row in csv.DictReader(fh)}
+
+
 def collect(clf: ichinfer.Classifier, folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probabilities, truth, areas in mm²), each (slices, 6), for every slice of ``folder``."""
     labels = read_rsna_labels(folder / "stage_2_train.csv")
-    with open(folder / "studies.csv", newline="") as fh:
-        spacings = {row["SeriesInstanceUID"]: float(row["pixel_spacing_mm"])
-                    for row in csv.DictReader(fh)}
+    spacings = pixel_spacings(folder)
     probs, truth, areas = [], [], []
     for series in clf.classify(folder / "stage_2_train").series:
         spacing = spacings[series.series_uid]

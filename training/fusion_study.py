@@ -19,7 +19,6 @@ folders' bleed-free slices. Only prints from ``main``.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from ichinfer.classification import Classifier  # noqa: E402
 from ichinfer.metrics import roc_auc  # noqa: E402
 from ichinfer.preprocess import nearest_sampled, sample_indices  # noqa: E402
 from ichinfer.segmentation import Segmenter  # noqa: E402
-from training.auc_by_size import slice_areas_mm2  # noqa: E402
+from training.auc_by_size import pixel_spacings, slice_areas_mm2  # noqa: E402
 from training.context_study import fit_logistic, logit, predict  # noqa: E402
 from training.data import read_rsna_labels  # noqa: E402
 from training.pngio import read_png  # noqa: E402
@@ -58,9 +57,7 @@ def slice_scores(clf: Classifier, seg: Segmenter, prepared: pipeline.PreparedSer
 def folder_rows(clf: Classifier, seg: Segmenter, folder: Path) -> np.ndarray:
     """(slices, 5): the three scores, ``any`` truth, the bleed's area in mm²."""
     labels = read_rsna_labels(folder / "stage_2_train.csv")
-    with open(folder / "studies.csv", newline="") as fh:
-        spacings = {row["SeriesInstanceUID"]: float(row["pixel_spacing_mm"])
-                    for row in csv.DictReader(fh)}
+    spacings = pixel_spacings(folder)
     rows = []
     for series in pipeline.scan_inputs(str(folder / "stage_2_train"), on_error="raise").series:
         scores = slice_scores(clf, seg, pipeline.PreparedSeries(series))

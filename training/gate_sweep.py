@@ -38,10 +38,8 @@ def slice_rows(clf: Classifier, seg: Segmenter, folder: Path, truth: bool) -> np
             mask = sl.mask > 0
             stem = Path(sl.path).name.split(".")[0]
             t = read_png(folder / "masks" / f"{stem}.png") > 0 if truth else np.zeros_like(mask)
-            ps = sl.pixel_spacing_mm
-            pixel_mm2 = ps[0] * ps[1] if isinstance(ps, (tuple, list)) else ps * ps
             rows.append((c.probabilities["any"], int((mask & t).sum()), int(mask.sum()),
-                         int(t.sum()), mask.sum() * pixel_mm2 * sl.thickness_mm / 1000.0))
+                         int(t.sum()), sl.area_mm2 * sl.thickness_mm / 1000.0))
     return np.array(rows, dtype=np.float64).reshape(-1, 5)
 
 
