@@ -160,21 +160,22 @@ class Segmenter:
         yield from self.run_series(scan.series, on_error=on_error, failures=failures)
 
     def segment(self, path: PathInput, *, on_error: str = "raise",
-                gate: Classifier | None = None) -> SegmentationResult:
-        """Every series under ``path``. ``gate``: a classifier that runs on the same decode;
+                gate_with: Classifier | None = None) -> SegmentationResult:
+        """Every series under ``path``. ``gate_with``: a classifier that runs on the same decode;
         masks only on the slices it calls ``any`` (:func:`ichinfer.study.assess_series`), and
         the measurements carry subtypes."""
         scan = scan_inputs(path, on_error=on_error)
         failures = failures_of(scan.failures)
-        if gate is None:
+        if gate_with is None:
             results = list(self.run_series(scan.series, on_error=on_error, failures=failures))
             described = {**self.describe(), "gate": None}
         else:
             from ichinfer.study import gate_description, iter_segmentations
 
-            results = list(iter_segmentations(scan.series, segmenter=self, classifier=gate,
-                                              gate=True, on_error=on_error, failures=failures))
-            described = {**self.describe(), "gate": gate_description(gate)}
+            results = list(iter_segmentations(scan.series, segmenter=self,
+                                              classifier=gate_with, gate=True,
+                                              on_error=on_error, failures=failures))
+            described = {**self.describe(), "gate": gate_description(gate_with)}
         return SegmentationResult(series=results, failures=failures,
                                   skipped=failures_of(scan.skipped), model=described)
 
@@ -203,4 +204,4 @@ def segment(
     from ichinfer.classification import Classifier
 
     return seg.segment(path, on_error=on_error,
-                       gate=Classifier(device=device, threads=threads))
+                       gate_with=Classifier(device=device, threads=threads))

@@ -246,7 +246,7 @@ def test_segment_with_a_gate_from_python(phantom_study, tiny_model_dir, monkeypa
     plain = seg.segment(phantom_study.folder)
     assert plain.series[0].volume_ml > 0 and plain.model["gate"] is None
     nothing_called = ichinfer.Classifier(model_dir=tiny_model_dir, thresholds={"any": 1.0})
-    gated = seg.segment(phantom_study.folder, gate=nothing_called)
+    gated = seg.segment(phantom_study.folder, gate_with=nothing_called)
     assert gated.series[0].volume_ml == 0
     assert gated.model["gate"]["threshold"] == 1.0
     assert gated.series[0].measurements.by_subtype is not None  # the classifier ran

@@ -148,7 +148,7 @@ def _dice_parts(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
 def _segmented(seg, paths, gate_with) -> list:
     """``seg``'s segmentations of every series under ``paths``; with a classifier
     ``gate_with``, masks only on the slices it calls ``any`` (``ichinfer segment --gate``)."""
-    return seg.segment(paths, on_error="collect", gate=gate_with).series
+    return seg.segment(paths, on_error="collect", gate_with=gate_with).series
 
 
 def evaluate_segmenter(path: Path, data: Path | Sequence[Path], gate_with=None,
