@@ -108,15 +108,19 @@ def test_a_worker_dying_mid_series_loses_nothing(phantom_study, monkeypatch, cap
 
 def _die_in_a_worker(*task) -> None:
     """decode_into, except that a worker process running it dies (as the kernel's OOM killer
-    would kill it)."""
+    would kill it). This process takes its time over each task, so that a worker that is
+    still starting (a new pool: fork server, imports) gets a task before this process has run
+    them all itself; without the pause, a fresh clone's run once saw no task reach a worker."""
     import multiprocessing
     import os
     import signal
+    import time
 
     from ichinfer.decode_worker import decode_into
 
     if multiprocessing.parent_process() is not None:
         os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.3)
     decode_into(*task)
 
 
