@@ -353,8 +353,8 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
     from ichinfer.pipeline import failures_of, scan_inputs
     from ichinfer.results import SegmentationResult, remove_partials, to_json
     from ichinfer.resume import mask_files, segmentation_from_record, segmentation_record
-    from ichinfer.segmentation import Segmenter
-    from ichinfer.study import gate_description, iter_segmentations
+    from ichinfer.segmentation import Segmenter, gate_description
+    from ichinfer.study import iter_segmentations
 
     _setup_logging(debug, quiet)
     if overlays not in ("bleeding", "all", "none"):
@@ -409,7 +409,7 @@ def _segment(paths, out, model, model_dir, variant, device, threads, batch_size,
     _segment_extras(results, scan.series, clf, dicom_out, overlays, seg, failures, quiet)
     result = SegmentationResult(series=results, failures=failures,
                                 skipped=failures_of(scan.skipped),
-                                model={**seg.describe(), "gate": gated})
+                                model=seg.describe(clf if gate else None))
     to_json(result, summary_path)
     for stale in set(_segment_outputs(out)) - written - {summary_path}:
         stale.unlink(missing_ok=True)  # an earlier run's PNG this run did not write

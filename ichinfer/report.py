@@ -21,7 +21,7 @@ from ichinfer.labels import LABELS
 from ichinfer.pipeline import PathInput, failures_of, scan_inputs
 from ichinfer.results import Failure, atomic_write_bytes
 from ichinfer.segmentation import Segmenter
-from ichinfer.study import SeriesAssessment, gate_description, iter_assessments
+from ichinfer.study import SeriesAssessment, iter_assessments
 
 NOTICE = ("Research software. NOT FOR CLINICAL USE: not a medical device, not validated for "
           "diagnosis; every finding must be checked by a qualified reader on the original images.")
@@ -68,8 +68,7 @@ def build_report(
     failures = failures_of(scan.failures)
     series = list(iter_assessments(scan.series, classifier=classifier, segmenter=segmenter,
                                    gate=gate, on_error="collect", failures=failures))
-    models = [classifier.spec.describe(),
-              {**segmenter.describe(), "gate": gate_description(classifier) if gate else None}]
+    models = [classifier.spec.describe(), segmenter.describe(classifier if gate else None)]
     html = render_html(series, models=models, failures=failures, key_slices=key_slices)
     return Report(html=html, series=series, failures=failures,
                   skipped=failures_of(scan.skipped))

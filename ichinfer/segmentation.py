@@ -70,11 +70,12 @@ class Segmenter:
         self.threshold = float(threshold if threshold is not None
                                else self.spec.thresholds.get("mask", 0.5))
 
-    def describe(self) -> dict:
+    def describe(self, gate_with: Classifier | None = None) -> dict:
         """The model's metadata and how this segmenter runs it (threshold, mirroring, thin
-        slices), for result files."""
+        slices, and the classifier gating its masks, if one does), for result files."""
         return {**self.spec.describe(), "mask_threshold": self.threshold,
-                "between": self.between, "mirror": self.mirror}
+                "between": self.between, "mirror": self.mirror,
+                "gate": None if gate_with is None else gate_description(gate_with)}
 
     def segment_series(self, prepared: PreparedSeries,
                        keep: Sequence[bool] | np.ndarray | None = None) -> SeriesSegmentation:
@@ -168,16 +169,23 @@ class Segmenter:
         failures = failures_of(scan.failures)
         if gate_with is None:
             results = list(self.run_series(scan.series, on_error=on_error, failures=failures))
-            described = {**self.describe(), "gate": None}
         else:
-            from ichinfer.study import gate_description, iter_segmentations
+            from ichinfer.study import iter_segmentations
 
             results = list(iter_segmentations(scan.series, segmenter=self,
                                               classifier=gate_with, gate=True,
                                               on_error=on_error, failures=failures))
-            described = {**self.describe(), "gate": gate_description(gate_with)}
         return SegmentationResult(series=results, failures=failures,
-                                  skipped=failures_of(scan.skipped), model=described)
+                                  skipped=failures_of(scan.skipped),
+                                  model=self.describe(gate_with))
+
+
+def gate_description(classifier: Classifier) -> dict:
+    """What a gated segmentation records (``summary.json``, the resume key): the classifier
+    and the ``any`` threshold that decided which slices may have a mask."""
+    return {"label": "any", "threshold": classifier.thresholds["any"],
+            "classifier": classifier.spec.path.name,
+            "classifier_sha256": models.sha256(classifier.spec.path)}
 
 
 def segment(

@@ -43,16 +43,6 @@ class SeriesAssessment:
         }
 
 
-def gate_description(classifier: Classifier) -> dict[str, Any]:
-    """What a gated segmentation records (``summary.json``, the resume key): the classifier
-    and the ``any`` threshold that decided which slices may have a mask."""
-    from ichinfer.models import sha256
-
-    return {"label": "any", "threshold": classifier.thresholds["any"],
-            "classifier": classifier.spec.path.name,
-            "classifier_sha256": sha256(classifier.spec.path)}
-
-
 def gate_flags(classification: SeriesResult) -> list[bool]:
     """The slices a gated segmentation may mark: those the classifier calls ``any``."""
     threshold = classification.thresholds["any"]
