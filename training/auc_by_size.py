@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,24 +61,37 @@ def collect(clf: ichinfer.Classifier, folder: Path) -> tuple[np.ndarray, np.ndar
     return np.array(probs), np.array(truth), np.array(areas)
 
 
-def table(probs: np.ndarray, truth: np.ndarray, areas: np.ndarray, bins: list[float]) -> str:
+def bin_names(bins: Sequence[float]) -> list[str]:
+    """Column names of the area bins whose lower edges are ``bins`` (the last is open)."""
     edges = [*bins, np.inf]
-    names = [
-        f"{lo:g}–{hi:g} mm²" if np.isfinite(hi) else f"≥ {lo:g} mm²"
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
-    ]
+    return [f"{lo:g}–{hi:g} mm²" if np.isfinite(hi) else f"≥ {lo:g} mm²"
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def auc_by_bin(truth: np.ndarray, score: np.ndarray, area: np.ndarray,
+               bins: Sequence[float]) -> list[tuple[int, float]]:
+    """Per area bin: the positive slices with an area in it, and their AUC against every
+    negative slice (NaN for an empty bin)."""
+    pos, neg = truth == 1, truth == 0
+    out = []
+    for lo, hi in zip(bins, [*bins[1:], np.inf], strict=True):
+        inbin = pos & (area >= lo) & (area < hi)
+        keep = neg | inbin
+        out.append((int(inbin.sum()),
+                    roc_auc(truth[keep], score[keep]) if inbin.any() else float("nan")))
+    return out
+
+
+def table(probs: np.ndarray, truth: np.ndarray, areas: np.ndarray, bins: list[float]) -> str:
+    names = bin_names(bins)
     lines = [
         "| label | all: slices with it, AUC | " + " | ".join(names) + " |",
         "| --- | --- | " + " | ".join("---" for _ in names) + " |",
     ]
     for k, label in enumerate(LABELS):
-        pos, neg = truth[:, k] == 1, truth[:, k] == 0
-        cells = [f"{int(pos.sum())}, {roc_auc(truth[:, k], probs[:, k]):.3f}"]
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            inbin = pos & (areas[:, k] >= lo) & (areas[:, k] < hi)
-            keep = neg | inbin
-            auc = roc_auc(truth[keep, k], probs[keep, k]) if inbin.any() else float("nan")
-            cells.append(f"{int(inbin.sum())}, {auc:.3f}")
+        cells = [f"{int((truth[:, k] == 1).sum())}, {roc_auc(truth[:, k], probs[:, k]):.3f}"]
+        cells += [f"{n}, {auc:.3f}" for n, auc in auc_by_bin(truth[:, k], probs[:, k],
+                                                             areas[:, k], bins)]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -31,7 +31,12 @@ from ichinfer.classification import Classifier  # noqa: E402
 from ichinfer.metrics import roc_auc  # noqa: E402
 from ichinfer.preprocess import nearest_sampled, sample_indices  # noqa: E402
 from ichinfer.segmentation import Segmenter  # noqa: E402
-from training.auc_by_size import pixel_spacings, slice_areas_mm2  # noqa: E402
+from training.auc_by_size import (  # noqa: E402
+    auc_by_bin,
+    bin_names,
+    pixel_spacings,
+    slice_areas_mm2,
+)
 from training.context_study import fit_logistic, logit, predict  # noqa: E402
 from training.data import read_rsna_labels  # noqa: E402
 from training.pngio import read_png  # noqa: E402
@@ -74,12 +79,8 @@ def features(scores: np.ndarray) -> np.ndarray:
 
 
 def auc_cells(score: np.ndarray, truth: np.ndarray, area: np.ndarray) -> list[str]:
-    cells = [f"{roc_auc(truth, score):.3f}"]
-    edges = [*BINS_MM2, np.inf]
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        keep = (truth == 0) | ((area >= lo) & (area < hi))
-        cells.append(f"{roc_auc(truth[keep], score[keep]):.3f}")
-    return cells
+    return [f"{roc_auc(truth, score):.3f}",
+            *(f"{auc:.3f}" for _, auc in auc_by_bin(truth, score, area, BINS_MM2))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{v:.3f}" for v in w))
     print(f"scored on {len(test)} slices ({int(truth.sum())} with a bleed) of "
           + ", ".join(f.name for f in args.score))
-    edges = [*BINS_MM2, np.inf]
-    names = [f"{lo:g}–{hi:g} mm²" if np.isfinite(hi) else f"≥ {lo:g} mm²"
-             for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    names = bin_names(BINS_MM2)
     print("| `any` score | all | " + " | ".join(names) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in names) + " |")
     for name, score in (("classifier", test[:, 0]), ("segmenter peak", test[:, 1]),
