@@ -145,22 +145,17 @@ def _dice_parts(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
     return int(np.logical_and(truth, pred).sum()), int(truth.sum() + pred.sum())
 
 
-def _segmented(seg, paths, gate_with) -> list:
-    """``seg``'s segmentations of every series under ``paths``; with a classifier
-    ``gate_with``, masks only on the slices it calls ``any`` (``ichinfer segment --gate``)."""
-    return seg.segment(paths, on_error="collect", gate_with=gate_with).series
-
-
 def evaluate_segmenter(path: Path, data: Path | Sequence[Path], gate_with=None,
                        **settings) -> dict:
     """``settings``: ``ichinfer.Segmenter``'s ``threshold``, ``between`` and ``mirror``;
-    ``gate_with``: a classifier gating the masks (:func:`_segmented`). Each slice's truth is
-    ``masks/<its file's stem>.png`` beside its ``stage_2_train`` folder."""
+    ``gate_with``: a classifier gating the masks (``ichinfer segment --gate``). Each slice's
+    truth is ``masks/<its file's stem>.png`` beside its ``stage_2_train`` folder."""
     from training.pngio import read_png
 
     seg = ichinfer.Segmenter(path, device="cpu", **settings)
     t0 = time.time()
-    segmented = _segmented(seg, [f / "stage_2_train" for f in _folders(data)], gate_with)
+    segmented = seg.segment([f / "stage_2_train" for f in _folders(data)], on_error="collect",
+                            gate_with=gate_with).series
     seconds = time.time() - t0
     inter = total = p_inter = p_total = 0
     per, per_prior = [], []
@@ -274,7 +269,7 @@ def real_segmenter_checks(path: Path, shared: Path, gate_with=None, **settings) 
         return None
     seg = ichinfer.Segmenter(path, device="cpu", **settings)
     t0 = time.time()
-    segmented = _segmented(seg, cq, gate_with)
+    segmented = seg.segment(cq, gate_with=gate_with).series
     slices = [sl for series in segmented for sl in series.slices]
     return {
         "model": path.name,
