@@ -447,3 +447,23 @@ def test_freeze_bn_fine_tunes_the_convolutions_alone(trained, phantom_data, tmp_
     assert bn_same and conv_same
     assert not all(conv_same)
     assert all(bn_same) if freeze else not any(bn_same)
+
+
+def test_oversample_repeats_the_slices_positive_for_a_label():
+    """--oversample subarachnoid=3: those training slices three times each, a slice positive for
+    two oversampled labels as often as the larger count, unknown labels (NaN) never."""
+    from types import SimpleNamespace
+
+    from ichinfer.labels import LABELS
+    from training.datasets import oversampled
+
+    sah, sdh = LABELS.index("subarachnoid"), LABELS.index("subdural")
+    labels = np.zeros((4, len(LABELS)), np.float32)
+    labels[1, sah] = labels[2, sah] = labels[2, sdh] = labels[3, sdh] = 1.0
+    series = [SimpleNamespace(labels=labels),
+              SimpleNamespace(labels=np.full((2, len(LABELS)), np.nan, np.float32))]
+    samples = np.array([[0, 0], [0, 1], [0, 2], [0, 3], [1, 0], [1, 1]])
+    out = oversampled(series, samples, {"subarachnoid": 3, "subdural": 2})
+    counts = {tuple(r): int((out == r).all(axis=1).sum()) for r in samples}
+    assert counts == {(0, 0): 1, (0, 1): 3, (0, 2): 3, (0, 3): 2, (1, 0): 1, (1, 1): 1}
+    assert (oversampled(series, samples, {}) == samples).all()

@@ -12,6 +12,7 @@ import cv2
 import keras
 import numpy as np
 
+from ichinfer.labels import LABELS
 from ichinfer.preprocess import AIR_HU, model_inputs, with_prior
 from training.data import SeriesData
 
@@ -192,9 +193,26 @@ class ClassifierBatches(_Batches):
         return x, y
 
 
+def oversampled(series: list[SeriesData], samples: np.ndarray,
+                times: dict[str, int]) -> np.ndarray:
+    """``samples`` with each slice labelled positive for a label of ``times`` there that many
+    times in all (a slice with two such labels: the larger count). Slices whose label is
+    unknown (NaN, as in the image + mask layouts) are not repeated."""
+    if not times:
+        return samples
+    count = np.ones(len(samples), dtype=np.int64)
+    for name, k in times.items():
+        col = LABELS.index(name)
+        pos = np.array([series[si].labels is not None and series[si].labels[i, col] == 1.0
+                        for si, i in samples], dtype=bool).reshape(-1)
+        count[pos] = np.maximum(count[pos], k)
+    return np.repeat(samples, count, axis=0)
+
+
 class SegmenterBatches(_Batches):
-    """Batches of (HU inputs + prior, mask). Training cuts random crops, biased to bleeds.
-    Other options as :class:`_Batches`."""
+    """Batches of (HU inputs + prior, mask). Training cuts random crops, biased to bleeds;
+    ``oversample`` ({label: k}) repeats the training slices positive for a label k times in each
+    epoch (after the share of bleeding slices is set). Other options as :class:`_Batches`."""
 
     def __init__(
         self,
@@ -202,6 +220,7 @@ class SegmenterBatches(_Batches):
         *,
         crop: int | None = None,
         positive_fraction: float = 0.7,
+        oversample: dict[str, int] | None = None,
         **options,
     ):
         super().__init__(series, **options)
@@ -213,7 +232,7 @@ class SegmenterBatches(_Batches):
             pos, neg = all_samples[has], all_samples[~has]
             n_neg = min(len(neg), int(len(pos) * (1 - positive_fraction) / positive_fraction) + 1)
             neg = neg[self.rng.choice(len(neg), size=n_neg, replace=False)] if n_neg else neg[:0]
-            all_samples = np.concatenate([pos, neg])
+            all_samples = np.concatenate([oversampled(series, pos, oversample or {}), neg])
         self._set_samples(all_samples)
 
     def _crop(

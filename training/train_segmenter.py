@@ -21,6 +21,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
+from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import dice  # noqa: E402
 from ichinfer.preprocess import DEFAULT_WINDOWS, DENSE_RANGE_HU  # noqa: E402
 from training import common  # noqa: E402
@@ -126,7 +127,21 @@ def main(argv: list[str] | None = None) -> int:
         default=0.5,
         help="Tversky weight of missed bleed pixels against false ones (0.5: the Dice loss)",
     )
+    p.add_argument(
+        "--oversample",
+        nargs="+",
+        default=[],
+        metavar="LABEL=K",
+        help="repeat the training slices labelled positive for LABEL K times in each epoch "
+        "(e.g. subarachnoid=3; slice labels from stage_2_train.csv, so the RSNA layout only)",
+    )
     args = p.parse_args(argv)
+    oversample = {}
+    for item in args.oversample:
+        name, _, k = item.partition("=")
+        if name not in LABELS[1:] or not k.isdigit() or int(k) < 1:
+            p.error(f"--oversample takes LABEL=K with a subtype label and K >= 1, not {item!r}")
+        oversample[name] = int(k)
     if not 0.0 < args.fn_weight < 1.0:
         p.error(f"--fn-weight must be in (0, 1), not {args.fn_weight}")
     if not 0.0 < args.positive_fraction <= 1.0:
@@ -143,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         crop=args.crop or None,
         positive_fraction=args.positive_fraction,
+        oversample=oversample,
         seed=args.seed,
         batch_multiple=common.replicas(args),
         **kw,
@@ -204,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             "params": best.count_params(),
             "epochs": args.epochs,
             "crop": args.crop,
+            "oversample": oversample,
             "train_seconds": round(train_s, 1),
             "n_train_slices": len(train_b.samples),
             "n_val_slices": len(val_b.samples),
