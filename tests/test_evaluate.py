@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import onnx
 import pytest
 from tiny_models import tiny_classifier
@@ -202,3 +203,59 @@ def test_gate_sweep_runs_end_to_end(labelled_phantoms, tiny_model_dir, capsys):
     assert [r[0] for r in rows] == ["0.000 (no gate)", "1.000"]
     assert float(rows[0][3].split()[0]) > 0  # the ungated tiny segmenter marks something
     assert float(rows[1][3].split()[0]) == 0 and rows[1][4] == "0"  # nothing reaches 1.0
+
+
+def test_hysteresis_keeps_regions_reaching_the_high_mask_and_grows_across_slices():
+    from training.hysteresis_study import hysteresis
+
+    low = [np.zeros((8, 8), bool) for _ in range(3)]
+    high = [np.zeros((8, 8), bool) for _ in range(3)]
+    low[0][1:3, 1:3] = low[0][5:7, 5:7] = True  # two regions, one reaching the high mask
+    high[0][1, 1] = True
+    low[1][2:4, 2:4] = True  # overlaps the kept region of slice 0, no high pixel of its own
+    low[1][6:8, 0:2] = True  # overlaps nothing kept
+    low[2][3:5, 3:5] = True  # overlaps slice 1's first region only
+    flat = hysteresis(low, high, across=False)
+    assert flat[0].sum() == 4 and flat[0][1, 1] and not flat[0][5, 5]
+    assert not flat[1].any() and not flat[2].any()
+    grown = hysteresis(low, high, across=True)
+    assert (grown[0] == flat[0]).all()
+    assert grown[1][2, 2] and not grown[1][7, 0] and grown[1].sum() == 4
+    assert grown[2].sum() == 4  # reached through slice 1
+
+
+def test_hysteresis_study_runs_end_to_end(labelled_phantoms, tiny_model_dir, capsys):
+    from training import hysteresis_study
+
+    assert hysteresis_study.main([
+        "--data", str(labelled_phantoms), "--real", str(labelled_phantoms / "stage_2_train"),
+        "--lows", "0.2", "--segmenter", str(tiny_model_dir / "tiny_segmenter.onnx")]) == 0
+    rows = [r.strip("| ").split(" | ") for r in capsys.readouterr().out.splitlines()
+            if r.startswith("| ") and "---" not in r]
+    shares = rows[1:7]
+    assert [r[0] for r in shares] == ["all", *hysteresis_study.SUBTYPES]
+    assert int(shares[0][2]) == sum(int(r[2]) for r in shares[1:]) > 0  # the bleeds' pixels
+    assert all(0.0 <= float(r[4]) <= 1.0 for r in shares)  # the model-grid ceiling
+    masks = rows[8:]
+    assert [r[0].split(",")[0] for r in masks] == [
+        "own threshold (0.5)", "hysteresis 0.2 to 0.5", "hysteresis 0.2 to 0.5"]
+    marked = [float(r[3].split()[0]) for r in masks]
+    assert marked[0] <= marked[1] <= marked[2]  # hysteresis only adds, across slices more
+
+
+def test_seg_breakdown_reports_the_model_grid_ceiling(labelled_phantoms, tmp_path, capsys):
+    from tiny_models import write_model_dir
+
+    from training import seg_breakdown
+
+    ceilings = {}
+    for size in (32, 96):  # the phantoms are 96²: a third of their size, and their own
+        folder = write_model_dir(tmp_path / str(size), size=size)
+        assert seg_breakdown.main(["--data", str(labelled_phantoms), "--model",
+                                   str(folder / "tiny_segmenter.onnx")]) == 0
+        rows = {r.strip("| ").split(" | ")[0]: r.strip("| ").split(" | ")
+                for r in capsys.readouterr().out.splitlines()
+                if r.startswith("| ") and "---" not in r}
+        ceilings[size] = float(rows["all"][3])
+    assert ceilings[96] == 1.0  # nothing lost on the image's own grid
+    assert 0.5 < ceilings[32] < 1.0  # edge pixels lost on a grid a third of the size

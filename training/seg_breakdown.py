@@ -7,7 +7,9 @@ Per folder, a Markdown table: pooled Dice on every slice's own pixel grid (as
 ``training/evaluate.py`` scores it) over all series, thick and thin ones (spacing under 4 mm, from
 ``studies.csv``) and the bleeding slices of each subtype present in a series; next to it the
 ceiling the thin-series design allows, the generator's own mask of the nearest sampled slice
-given to every slice; and, over bleeding slices, the pixels marked against the true ones.
+given to every slice; the ceiling the model's grid allows, each slice's own mask taken onto the
+model's grid and back as the runtime takes a probability map (``to_model_grid``,
+``from_model_grid``, at 0.5); and, over bleeding slices, the pixels marked against the true ones.
 """
 
 from __future__ import annotations
@@ -23,18 +25,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import ichinfer  # noqa: E402
-from ichinfer.preprocess import nearest_sampled, sample_indices  # noqa: E402
+from ichinfer.preprocess import (  # noqa: E402
+    from_model_grid,
+    nearest_sampled,
+    sample_indices,
+    to_model_grid,
+)
 from training.pngio import read_png  # noqa: E402
 
 THIN_BELOW_MM = 4.0
 
 
 def breakdown(seg: ichinfer.Segmenter, data: Path) -> dict[str, np.ndarray]:
-    """Per group: intersection, truth + marked, the same for the nearest-slice ceiling, and
-    over bleeding slices the count of them, true pixels and marked pixels."""
+    """Per group: intersection, truth + marked, the same for the nearest-slice ceiling and for
+    the model-grid ceiling, and over bleeding slices the count of them, true pixels and marked
+    pixels."""
     with open(data / "studies.csv", newline="") as fh:
         meta = {r["SeriesInstanceUID"]: r for r in csv.DictReader(fh)}
-    groups: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(7))
+    groups: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(9))
+    size = seg.spec.input_size[0]
     for series in seg.segment(data / "stage_2_train").series:
         row = meta[series.series_uid]
         thickness = "thin" if float(row["spacing_mm"]) < THIN_BELOW_MM else "thick"
@@ -47,12 +56,18 @@ def breakdown(seg: ichinfer.Segmenter, data: Path) -> dict[str, np.ndarray]:
         for i, sl in enumerate(series.slices):
             t, m, ceiling = truth[i], sl.mask > 0, truth[int(nearest[i])]
             bleeding = bool(t.any())
+            on_grid = t
+            if bleeding:
+                grid = to_model_grid(t.astype(np.float32), size, fill=0.0)
+                on_grid = from_model_grid(grid, t.shape) >= 0.5
             v = np.array(
                 [
                     (t & m).sum(),
                     t.sum() + m.sum(),
                     (t & ceiling).sum(),
                     t.sum() + ceiling.sum(),
+                    (t & on_grid).sum(),
+                    t.sum() + on_grid.sum(),
                     bleeding,
                     t.sum() if bleeding else 0,
                     m.sum() if bleeding else 0,
@@ -80,14 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     for data in args.data:
         print(f"`{data}` (threshold {seg.threshold:g}, between: {seg.between})\n")
         print(
-            "| group | Dice pooled | nearest-slice ceiling | bleeding slices | true px "
-            "| marked px |"
+            "| group | Dice pooled | nearest-slice ceiling | model-grid ceiling "
+            "| bleeding slices | true px | marked px |"
         )
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for name, v in sorted(breakdown(seg, data).items()):
             print(
                 f"| {name} | {2 * v[0] / max(v[1], 1):.3f} | {2 * v[2] / max(v[3], 1):.3f} "
-                f"| {int(v[4])} | {int(v[5])} | {int(v[6])} |"
+                f"| {2 * v[4] / max(v[5], 1):.3f} | {int(v[6])} | {int(v[7])} | {int(v[8])} |"
             )
         print()
     return 0
