@@ -3,15 +3,16 @@
     python training/hysteresis_study.py --data data/phantoms-val data/phantoms-val2a \
         [--real ../shared/data/cq500-ct0] [--lows 0.6 0.4 0.2]
 
-The bundled segmenter marks about half the true pixels on the validation phantoms
-(``training/trials/selection-j.md``), and a lower threshold everywhere scores lower. Two
+The bundled segmenter marks about half as many pixels as are true on the bleeding slices of
+``phantoms-val4`` (``training/trials/selection-j.md``), and a lower threshold everywhere scores
+lower. Two
 measurements say where the rest are:
 
 - **whole bleeds missed**: the true pixels in bleeds (8-connected regions of a slice's mask)
   that the segmenter does not touch at all, as a share of all true pixels, overall and per
   subtype (the generator's masks hold the subtype of each pixel), beside the ceiling the
   model's grid allows each subtype: the pooled Dice of its true pixels taken onto the grid and
-  back as the runtime takes a probability map (``to_model_grid``, ``from_model_grid``, at 0.5);
+  back as the runtime takes a probability map (``seg_breakdown.through_model_grid``);
 - **hysteresis** at each ``--lows`` value: the regions above the low threshold that reach the
   segmenter's own threshold somewhere are kept whole, on each slice (2-D) and also grown from
   slice to slice wherever a region overlaps a kept one on a neighbouring slice (3-D). If the
@@ -37,9 +38,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ichinfer import pipeline  # noqa: E402
-from ichinfer.preprocess import from_model_grid, to_model_grid  # noqa: E402
 from ichinfer.segmentation import Segmenter  # noqa: E402
 from training.pngio import read_png  # noqa: E402
+from training.seg_breakdown import through_model_grid  # noqa: E402
 from training.synth_bleeds import SUBTYPES  # noqa: E402
 
 
@@ -84,6 +85,13 @@ class Tally:
         if tr:
             self.per_slice.append(2 * ov / (mk + tr))
 
+    def merge(self, other: Tally) -> None:
+        self.overlap, self.marked = self.overlap + other.overlap, self.marked + other.marked
+        self.truth += other.truth
+        self.slices_marked += other.slices_marked
+        self.per_slice += other.per_slice
+        self.volume_ml += other.volume_ml
+
     def row(self) -> list[str]:
         pooled = 2 * self.overlap / max(self.marked + self.truth, 1)
         mean = float(np.mean(self.per_slice)) if self.per_slice else float("nan")
@@ -94,7 +102,8 @@ class Tally:
 def study(seg: Segmenter, lows: list[float], folder: Path, truth: bool
           ) -> tuple[dict[str, Tally], np.ndarray]:
     """Tallies per way of masking, and per subtype (rows in ``SUBTYPES`` order) the true pixels
-    in bleeds not touched, all true pixels, and the overlap and sum of the model-grid ceiling."""
+    in bleeds not touched, all true pixels, and for the model-grid ceiling twice the overlap and
+    the sum of both masks' pixels."""
     own = [seg] + [copy.copy(seg) for _ in lows]
     for s, low in zip(own[1:], lows, strict=True):
         s.threshold = low
@@ -126,8 +135,7 @@ def study(seg: Segmenter, lows: list[float], folder: Path, truth: bool
                     mine = c == k + 1
                     if not mine.any():
                         continue
-                    grid = to_model_grid(mine.astype(np.float32), size, fill=0.0)
-                    back = from_model_grid(grid, mine.shape) >= 0.5
+                    back = through_model_grid(mine, size)
                     missed[k] += (int((untouched & mine).sum()), int(mine.sum()),
                                   2 * int((back & mine).sum()), int(back.sum() + mine.sum()))
         for low, res in zip(lows, results[1:], strict=True):
@@ -156,13 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         tallies, m = study(seg, args.lows, folder, truth=True)
         missed += m
         for name, tally in tallies.items():
-            into = merged.setdefault(name, Tally())
-            into.overlap += tally.overlap
-            into.marked += tally.marked
-            into.truth += tally.truth
-            into.slices_marked += tally.slices_marked
-            into.per_slice += tally.per_slice
-            into.volume_ml += tally.volume_ml
+            merged.setdefault(name, Tally()).merge(tally)
     real = study(seg, args.lows, args.real, truth=False)[0] if args.real else None
     print(f"{seg.spec.path.name} (mask threshold {seg.threshold:g}) on "
           + ", ".join(f.name for f in args.data)

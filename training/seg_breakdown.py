@@ -36,6 +36,14 @@ from training.pngio import read_png  # noqa: E402
 THIN_BELOW_MM = 4.0
 
 
+def through_model_grid(mask: np.ndarray, size: int) -> np.ndarray:
+    """A 0/1 mask taken onto the model's ``size`` grid and back, as the runtime takes a
+    probability map (``to_model_grid``, ``from_model_grid``, at 0.5): what a segmenter perfect
+    on its own grid could give."""
+    grid = to_model_grid(mask.astype(np.float32), size, fill=0.0)
+    return from_model_grid(grid, mask.shape) >= 0.5
+
+
 def breakdown(seg: ichinfer.Segmenter, data: Path) -> dict[str, np.ndarray]:
     """Per group: intersection, truth + marked, the same for the nearest-slice ceiling and for
     the model-grid ceiling, and over bleeding slices the count of them, true pixels and marked
@@ -56,10 +64,7 @@ def breakdown(seg: ichinfer.Segmenter, data: Path) -> dict[str, np.ndarray]:
         for i, sl in enumerate(series.slices):
             t, m, ceiling = truth[i], sl.mask > 0, truth[int(nearest[i])]
             bleeding = bool(t.any())
-            on_grid = t
-            if bleeding:
-                grid = to_model_grid(t.astype(np.float32), size, fill=0.0)
-                on_grid = from_model_grid(grid, t.shape) >= 0.5
+            on_grid = through_model_grid(t, size) if bleeding else t
             v = np.array(
                 [
                     (t & m).sum(),
