@@ -28,8 +28,7 @@ import numpy as np  # noqa: E402
 import ichinfer  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import roc_auc  # noqa: E402
-from training.data import read_rsna_labels  # noqa: E402
-from training.pngio import read_png  # noqa: E402
+from training.data import read_rsna_labels, slice_id, slice_mask  # noqa: E402
 
 
 def slice_areas_mm2(mask: np.ndarray, pixel_spacing_mm: float) -> np.ndarray:
@@ -54,10 +53,10 @@ def collect(clf: ichinfer.Classifier, folder: Path) -> tuple[np.ndarray, np.ndar
     for series in clf.classify(folder / "stage_2_train").series:
         spacing = spacings[series.series_uid]
         for s in series.slices:
-            stem = Path(s.path).name.split(".")[0]
+            stem = slice_id(s.path)
             probs.append([s.probabilities[k] for k in LABELS])
             truth.append(labels[stem])
-            areas.append(slice_areas_mm2(read_png(folder / "masks" / f"{stem}.png"), spacing))
+            areas.append(slice_areas_mm2(slice_mask(folder, s.path), spacing))
     return np.array(probs), np.array(truth), np.array(areas)
 
 

@@ -65,6 +65,20 @@ def read_rsna_labels(csv_path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def slice_mask(data_dir: Path, slice_path: str | os.PathLike[str]) -> np.ndarray:
+    """The painted mask beside an RSNA-layout slice (``DATA/masks/ID_<id>.png``, as the phantom
+    generator writes it): uint8, 0 outside bleeds, else the subtype's code (1..5 in
+    ``SUBTYPES`` order), on the slice's own grid."""
+    from training.pngio import read_png
+
+    return read_png(Path(data_dir) / "masks" / f"{slice_id(slice_path)}.png")
+
+
+def slice_id(slice_path: str | os.PathLike[str]) -> str:
+    """``ID_<id>`` of an RSNA-layout slice file (its name up to the first dot)."""
+    return Path(slice_path).name.split(".")[0]
+
+
 def _patient_key(path: str) -> str:
     """A hash of (0010,0020) PatientID for splitting; the identifier itself is never kept."""
     ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])

@@ -43,7 +43,7 @@ from ichinfer.metrics import (  # noqa: E402
     weighted_log_loss,
 )
 from ichinfer.preprocess import dense_prior  # noqa: E402
-from training.data import read_rsna_labels  # noqa: E402
+from training.data import read_rsna_labels, slice_mask  # noqa: E402
 
 KNOWN_NEGATIVE_RSNA = ("ID_63eb1e259", "ID_0000aee4b", "ID_0000f1657")
 
@@ -150,8 +150,6 @@ def evaluate_segmenter(path: Path, data: Path | Sequence[Path], gate_with=None,
     """``settings``: ``ichinfer.Segmenter``'s ``threshold``, ``between`` and ``mirror``;
     ``gate_with``: a classifier gating the masks (``ichinfer segment --gate``). Each slice's
     truth is ``masks/<its file's stem>.png`` beside its ``stage_2_train`` folder."""
-    from training.pngio import read_png
-
     seg = ichinfer.Segmenter(path, device="cpu", **settings)
     t0 = time.time()
     segmented = seg.segment([f / "stage_2_train" for f in _folders(data)], on_error="collect",
@@ -165,7 +163,7 @@ def evaluate_segmenter(path: Path, data: Path | Sequence[Path], gate_with=None,
     for series in segmented:
         for sl in series.slices:
             own = Path(sl.path)
-            truth = read_png(own.parent.parent / "masks" / (own.stem + ".png")) > 0
+            truth = slice_mask(own.parent.parent, own) > 0
             prior = dense_prior(series.source.load_hu(sl.index)) > 0
             a, b = _dice_parts(truth, sl.mask > 0)
             c, d = _dice_parts(truth, prior)

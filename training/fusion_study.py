@@ -38,8 +38,7 @@ from training.auc_by_size import (  # noqa: E402
     slice_areas_mm2,
 )
 from training.context_study import fit_logistic, logit, predict  # noqa: E402
-from training.data import read_rsna_labels  # noqa: E402
-from training.pngio import read_png  # noqa: E402
+from training.data import read_rsna_labels, slice_id, slice_mask  # noqa: E402
 
 BINS_MM2 = (0.0, 30.0, 100.0, 300.0)
 
@@ -68,8 +67,8 @@ def folder_rows(clf: Classifier, seg: Segmenter, folder: Path) -> np.ndarray:
         scores = slice_scores(clf, seg, pipeline.PreparedSeries(series))
         spacing = spacings[series.series_uid]
         for k, s in enumerate(series.slices):
-            stem = Path(s.path).name.split(".")[0]
-            area = slice_areas_mm2(read_png(folder / "masks" / f"{stem}.png"), spacing)[0]
+            stem = slice_id(s.path)
+            area = slice_areas_mm2(slice_mask(folder, s.path), spacing)[0]
             rows.append([*scores[k], labels[stem][0], area])
     return np.array(rows)
 

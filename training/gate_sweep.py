@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from ichinfer import pipeline, study  # noqa: E402
 from ichinfer.classification import Classifier  # noqa: E402
 from ichinfer.segmentation import Segmenter  # noqa: E402
-from training.pngio import read_png  # noqa: E402
+from training.data import slice_mask  # noqa: E402
 
 
 def slice_rows(clf: Classifier, seg: Segmenter, folder: Path, truth: bool) -> np.ndarray:
@@ -36,8 +36,7 @@ def slice_rows(clf: Classifier, seg: Segmenter, folder: Path, truth: bool) -> np
         a = study.assess_series(series, classifier=clf, segmenter=seg)
         for c, sl in zip(a.classification.slices, a.segmentation.slices, strict=True):
             mask = sl.mask > 0
-            stem = Path(sl.path).name.split(".")[0]
-            t = read_png(folder / "masks" / f"{stem}.png") > 0 if truth else np.zeros_like(mask)
+            t = slice_mask(folder, sl.path) > 0 if truth else np.zeros_like(mask)
             rows.append((c.probabilities["any"], int((mask & t).sum()), int(mask.sum()),
                          int(t.sum()), sl.area_mm2 * sl.thickness_mm / 1000.0))
     return np.array(rows, dtype=np.float64).reshape(-1, 5)

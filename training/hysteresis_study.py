@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,8 +39,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ichinfer import pipeline  # noqa: E402
+from ichinfer.results import SliceMask  # noqa: E402
 from ichinfer.segmentation import Segmenter  # noqa: E402
-from training.pngio import read_png  # noqa: E402
+from training.data import slice_mask  # noqa: E402
 from training.seg_breakdown import through_model_grid  # noqa: E402
 from training.synth_bleeds import SUBTYPES  # noqa: E402
 
@@ -77,10 +79,11 @@ class Tally:
         self.per_slice: list[float] = []
         self.volume_ml = 0.0
 
-    def add(self, mask: np.ndarray, truth: np.ndarray, voxel_ml: float) -> None:
+    def add(self, sl: SliceMask, mask: np.ndarray, truth: np.ndarray) -> None:
+        """``mask`` in place of the runtime's on slice ``sl`` (its grid, spacing, thickness)."""
         ov, mk, tr = int((mask & truth).sum()), int(mask.sum()), int(truth.sum())
         self.overlap, self.marked, self.truth = self.overlap + ov, self.marked + mk, self.truth + tr
-        self.volume_ml += mk * voxel_ml
+        self.volume_ml += replace(sl, mask=mask).area_mm2 * sl.thickness_mm / 1000.0
         self.slices_marked += int(mk > 0)
         if tr:
             self.per_slice.append(2 * ov / (mk + tr))
@@ -118,16 +121,13 @@ def study(seg: Segmenter, lows: list[float], folder: Path, truth: bool
         prepared.decode([seg.spec.input_size[0]])
         results = [s.segment_series(prepared).slices for s in own]
         high = [sl.mask > 0 for sl in results[0]]
-        voxel_ml = [sl.pixel_spacing_mm[0] * sl.pixel_spacing_mm[1] * sl.thickness_mm / 1000.0
-                    for sl in results[0]]
         if truth:
-            coded = [read_png(folder / "masks" / f"{Path(sl.path).name.split('.')[0]}.png")
-                     for sl in results[0]]
+            coded = [slice_mask(folder, sl.path) for sl in results[0]]
         else:
             coded = [np.zeros(h.shape, np.uint8) for h in high]
         true = [c > 0 for c in coded]
-        for h, t, c, v in zip(high, true, coded, voxel_ml, strict=True):
-            tallies["own"].add(h, t, v)
+        for sl, h, t, c in zip(results[0], high, true, coded, strict=True):
+            tallies["own"].add(sl, h, t)
             if t.any():
                 lab = regions(t)
                 untouched = ~np.isin(lab, np.unique(lab[h & t])) & t
@@ -142,9 +142,9 @@ def study(seg: Segmenter, lows: list[float], folder: Path, truth: bool
             low_masks = [sl.mask > 0 for sl in res]
             for across in (False, True):
                 tally = tallies[f"{low:g} {'3-D' if across else '2-D'}"]
-                for m, t, v in zip(hysteresis(low_masks, high, across), true, voxel_ml,
-                                   strict=True):
-                    tally.add(m, t, v)
+                for sl, m, t in zip(res, hysteresis(low_masks, high, across), true,
+                                    strict=True):
+                    tally.add(sl, m, t)
     return tallies, missed
 
 

@@ -31,7 +31,7 @@ from ichinfer.preprocess import (  # noqa: E402
     sample_indices,
     to_model_grid,
 )
-from training.pngio import read_png  # noqa: E402
+from training.data import slice_mask  # noqa: E402
 
 THIN_BELOW_MM = 4.0
 
@@ -59,7 +59,7 @@ def breakdown(seg: ichinfer.Segmenter, data: Path) -> dict[str, np.ndarray]:
         sampled = sample_indices(loc, seg.spec.slab_mm)
         nearest = sampled[nearest_sampled(loc, sampled)]
         truth = [
-            read_png(data / "masks" / (Path(sl.path).stem + ".png")) > 0 for sl in series.slices
+            slice_mask(data, sl.path) > 0 for sl in series.slices
         ]
         for i, sl in enumerate(series.slices):
             t, m, ceiling = truth[i], sl.mask > 0, truth[int(nearest[i])]
