@@ -316,7 +316,9 @@ CANDIDATES = (
 #: the stages the bundled models come from (``training/make_bundled_models.sh``), as their row
 #: in the candidates' table on the current test phantoms (``models/evaluation.json``); they
 #: were not scored on ``phantoms-test``
-BUNDLED = "**bundled (stage G's classifier, stage L's segmenter)**"
+BUNDLED = "**bundled (stage P's classifier, stage L's segmenter)**"
+#: the bundle before stage P's classifier replaced stage G's
+BUNDLED_BEFORE_P = "stage G's classifier, stage L's segmenter (bundled before stage P)"
 #: earlier stages on stage D's generator's test phantoms (``models/evaluation.json``'s)
 REPLACED_ON_CURRENT_TEST = (
     ("stage C", "training/trials/stage-c-evaluation-test2.json"),
@@ -327,6 +329,7 @@ REPLACED_ON_CURRENT_TEST = (
         "training/trials/stage-f-evaluation-test2.json",
     ),
     (BUNDLED_BEFORE_L, "training/trials/stage-h-evaluation-test2.json"),
+    (BUNDLED_BEFORE_P, "training/trials/bundle-before-p-evaluation-test2.json"),
 )
 
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# On 2 CPU cores, as run: about six hours of training (stages A to J, L and N: 58, 37, 14, 20,
-# 11, 26, 30, 12, 30, 40, 37 and 43 minutes; a 30-minute control run besides) and two and a
-# half of phantom generation, plus the evaluations.
+# On 2 CPU cores, as run: about six and a half hours of training (stages A to J, L, N and P: 58,
+# 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43 and 26 minutes; control runs of 30 and 25 minutes
+# besides) and two and a half of phantom generation, plus the evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in fourteen stages, each on phantoms from the
+# The models grew with the phantom generator, in fifteen stages (stage O, not bundled, is in
+# training/trials/selection-o-rule.md), each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
 #   B. commit 29eaf96's generator (young brains, cupping, Gaussian PSF, five-plane partial
@@ -27,7 +28,9 @@
 #   L. stage K's question from stage H's weights as recovered from its ONNX file: bundled;
 #   M. stage H's and stage L's weights averaged (no training): not bundled, its rule kept L;
 #   N. the classifier at 256 px from stage G's weights, on stage G's folders: not bundled, its
-#      rule kept G.
+#      rule kept G;
+#   P. the classifier from stage G's weights with kernel-sharpness augmentation, on stage G's
+#      folders: bundled.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from the current one (stage I's choice); test phantoms from
@@ -405,15 +408,15 @@ python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
 ln -sfn ../ft14/densenet_unet.keras runs/bundled/densenet_unet.keras
 ln -sfn ../ft14/densenet_unet.json runs/bundled/densenet_unet.json
 
-# the model card's figures: held-out phantoms of stage D's generator, plus the real-scan
-# checks when available
+# the bundle of stages G and L: held-out phantoms of stage D's generator, plus the real-scan
+# checks when available (the model card's figures until stage P, its row "bundled before stage P")
 python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
-    --out models/evaluation.json
+    --out training/trials/bundle-before-p-evaluation-test2.json
 # 80 more test phantoms from stage D's generator (seeds 83 and 82, made on 2026-12-06 after every
 # choice above): the bundle on 120 test studies, for the card's narrower intervals
 gen 21e0a62 phantoms-test5a 40 83 & gen 21e0a62 phantoms-test5b 40 82 & wait
 python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
-    "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
+    "$DATA/phantoms-test5b" --out training/trials/bundle-before-p-evaluation-test2-test5.json
 # N. the classifier at 256 px (training/trials/selection-n-rule.md; placed after the test
 # phantoms above, which its scoring uses): stage G's weights recovered from its ONNX file, batch
 # normalisations frozen, on stage G's own folders (40 min). Run on 2026-12-06, its rule kept
@@ -443,5 +446,66 @@ python training/compare_models.py --data "$DATA/phantoms-test2" "$DATA/phantoms-
     runs/ft15/models/densenet25d.onnx
 python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/ft15/models \
     --real ../shared/data --only classify --out training/trials/stage-n-evaluation-test2.json
+
+# P. the classifier with reconstruction-kernel augmentation (training/trials/selection-p-rule.md):
+# stage G's weights recovered from its ONNX file, batch normalisations frozen, on stage G's own
+# folders (25 min), and a control without --kernel-augment (never a candidate). Run on
+# 2026-12-06, its rule bundled stage P (training/trials/selection-p.md). As run, the weights came
+# from runs/bundled/densenet25d.keras (export/from_onnx.py of the bundled stage G, the same
+# weights), and the sidecar's training_data was completed with the lineage below after training
+python training/kernel_probe.py --models runs/ft8/models/densenet25d.onnx \
+    --data ../shared/data/cq500-ct0 "$DATA/hardneg-a" "$DATA/hardneg-g86" "$DATA/phantoms-val4"
+CLS_P="$CLS_D, lr 1e-3; then on ft-3300, ft-3301, ft-3400, ft-3401 (ridged thin skull-base \
+floors, head roll, whole-head thin series), --hu-shift 15, lr 5e-4; then, from the weights \
+recovered from that model's ONNX file with batch normalisation frozen, on the same folders with \
+kernel-sharpness augmentation (--kernel-augment: soft and sharp reconstruction kernels), \
+--hu-shift 15, lr 3e-4 (stage P)"
+mkdir -p runs/ft18 runs/ft19
+python training/train_classifier.py --data "${DG[@]}" --arch densenet25d \
+    --init runs/stage-g-keras/densenet25d.keras --freeze-bn --lr 3e-4 --epochs 20 \
+    --time-budget 1500 --image-size 192 --hu-shift 15 --kernel-augment \
+    --out runs/ft18/densenet25d.keras --data-note "$CLS_P"
+python training/train_classifier.py --data "${DG[@]}" --arch densenet25d \
+    --init runs/stage-g-keras/densenet25d.keras --freeze-bn --lr 3e-4 --epochs 20 \
+    --time-budget 1500 --image-size 192 --hu-shift 15 --out runs/ft19/densenet25d.keras \
+    --data-note "control for stage P (training/trials/selection-p-rule.md); never bundled"
+for n in 18 19; do
+    python export/to_onnx.py --classifier "runs/ft$n/densenet25d.keras" --segmenter /nonexistent \
+        --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out "runs/ft$n/models"
+done
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" \
+    --models runs/ft8/models/densenet25d.onnx runs/ft18/models/densenet25d.onnx \
+    runs/ft19/models/densenet25d.onnx
+python training/hard_negatives.py --data "${PROXY6[@]}" --classifiers \
+    runs/ft8/models/densenet25d.onnx runs/ft18/models/densenet25d.onnx \
+    runs/ft19/models/densenet25d.onnx
+# stage P into the bundle (the other models' files untouched), then the card's figures
+python export/to_onnx.py --classifier runs/ft18/densenet25d.keras --segmenter /nonexistent \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --series-data "$DATA/phantoms-val" \
+    "$DATA/phantoms-val2a" "$DATA/phantoms-val2b" "$DATA/phantoms-val3" --update
+ln -sfn ../ft18/densenet25d.keras runs/bundled/densenet25d.keras
+ln -sfn ../ft18/densenet25d.json runs/bundled/densenet25d.json
+python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
+    --out models/evaluation.json
+python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
+    "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
+# scored after the choice (selection-p.md)
+python training/compare_models.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
+    "$DATA/phantoms-test5b" --models runs/ft8/models/densenet25d.onnx \
+    runs/ft18/models/densenet25d.onnx runs/ft19/models/densenet25d.onnx
+for n in 18 19; do
+    python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir "runs/ft$n/models" \
+        --real ../shared/data --only classify --out "runs/ft$n/evaluation-test2.json"
+done
+python training/kernel_probe.py --models runs/ft8/models/densenet25d.onnx \
+    runs/ft18/models/densenet25d.onnx runs/ft19/models/densenet25d.onnx \
+    --data ../shared/data/cq500-ct0 "$DATA/hardneg-a" "$DATA/hardneg-g86" "$DATA/phantoms-val4"
+for m in runs/ft8/models runs/ft18/models runs/ft19/models; do
+    python training/probe_real.py ../shared/data/cq500-ct0 --model "$m/densenet25d.onnx"
+done
+# --gate with the new classifier (training/trials/gate.md, last section)
+python training/evaluate.py --only segment --gate --data "$DATA/phantoms-test2" \
+    "$DATA/phantoms-test5a" "$DATA/phantoms-test5b" --real ../shared/data \
+    --out training/trials/gate-on-test-stage-p.json
 
 python export/model_card.py
