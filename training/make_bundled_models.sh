@@ -489,7 +489,13 @@ python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data 
     --out models/evaluation.json
 python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
     "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
-# scored after the choice (selection-p.md)
+# scored after the choice (selection-p.md): the validation seeds one generator at a time, the
+# test phantoms, the real scans
+for seeds in "phantoms-val phantoms-val2a phantoms-val2b" phantoms-val3 phantoms-val4 phantoms-val5; do
+    python training/compare_models.py --data $(printf "$DATA/%s " $seeds) \
+        --models runs/ft8/models/densenet25d.onnx runs/ft18/models/densenet25d.onnx \
+        runs/ft19/models/densenet25d.onnx
+done
 python training/compare_models.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
     "$DATA/phantoms-test5b" --models runs/ft8/models/densenet25d.onnx \
     runs/ft18/models/densenet25d.onnx runs/ft19/models/densenet25d.onnx
