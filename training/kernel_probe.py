@@ -31,7 +31,8 @@ import numpy as np  # noqa: E402
 from ichinfer import dicom  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import roc_auc  # noqa: E402
-from ichinfer.preprocess import model_inputs, sample_indices, to_model_grid  # noqa: E402
+from ichinfer.pipeline import PreparedSeries  # noqa: E402
+from ichinfer.preprocess import model_inputs, sample_indices  # noqa: E402
 from ichinfer.runtime import Session, get_session  # noqa: E402
 from training.data import read_rsna_labels  # noqa: E402
 
@@ -56,12 +57,14 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def slabs(folder: Path, sess: Session) -> Iterator[tuple[np.ndarray, list[str]]]:
-    """Per series: the runtime's sampled model inputs and their slices' file stems."""
-    size, spec = sess.spec.input_size[0], sess.spec
+    """Per series: the model inputs of the slabs the runtime samples (its own decoding onto the
+    model grid, ``PreparedSeries``) and their slices' file stems."""
+    spec = sess.spec
     for ser in dicom.scan(folder).series:
-        grid = np.stack([to_model_grid(h, size) for h in ser.iter_hu()])
-        idx = sample_indices(ser.locations_mm, spec.slab_mm)
-        x = model_inputs(grid, ser.locations_mm, idx, slab_mm=spec.slab_mm, context=spec.context)
+        prepared = PreparedSeries(ser)
+        idx = sample_indices(prepared.locations_mm, spec.slab_mm)
+        x = model_inputs(prepared.grid(spec.input_size[0]), prepared.locations_mm, idx,
+                         slab_mm=spec.slab_mm, context=spec.context)
         yield x, [Path(ser.slices[int(i)].path).stem for i in idx]
 
 
