@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ichinfer import dicom  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
-from ichinfer.preprocess import BONE_HU, model_inputs, sample_indices, to_model_grid  # noqa: E402
+from ichinfer.preprocess import BONE_HU  # noqa: E402
 from ichinfer.runtime import get_session  # noqa: E402
+from training.kernel_probe import blur, sharpen, slabs  # noqa: E402
 
 ANY, SDH = LABELS.index("any"), LABELS.index("subdural")
 
@@ -36,11 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=16, help="slabs probed (highest 'any')")
     args = p.parse_args(argv)
     sess = get_session(args.model, device="cpu")
-    size, context = sess.spec.input_size[0], sess.spec.context
-    ser = dicom.scan(args.series).series[0]
-    grid = np.stack([to_model_grid(h, size) for h in ser.iter_hu()])
-    idx = sample_indices(ser.locations_mm, sess.spec.slab_mm)
-    x = model_inputs(grid, ser.locations_mm, idx, slab_mm=sess.spec.slab_mm, context=context)
+    size = sess.spec.input_size[0]
+    x, _ = next(slabs(args.series, sess))  # the first series' sampled slabs, as the runtime's
 
     def run(v: np.ndarray) -> np.ndarray:
         v = v.astype(np.float32)
@@ -77,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
 
     # (2) perturbations
     rng = np.random.default_rng(0)
-    soft = np.stack([cv2.GaussianBlur(v, (0, 0), 1.5) for v in xs])
     brain = (xs > -50) & (xs < 150)
     probes = {
         "as read": xs,
@@ -85,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         "noise 6 HU": xs + rng.normal(0, 6, xs.shape),
         "soft tissue -10 HU": np.where(brain, xs - 10, xs),
         "soft tissue +5 HU": np.where(brain, xs + 5, xs),
-        "blur (sigma 1 px)": np.stack([cv2.GaussianBlur(v, (0, 0), 1.0) for v in xs]),
-        "sharpen (unsharp 0.7)": xs + 0.7 * (xs - soft),
+        "blur (sigma 1 px)": blur(xs, 1.0),
+        "sharpen (unsharp 0.7)": sharpen(xs, 1.5, 0.7),
         "left-right flip": xs[:, :, ::-1],
     }
     print("| slabs probed | any (mean) | subdural (mean) |")
