@@ -252,3 +252,19 @@ def test_middle_fossa_is_a_bowl_under_the_temporal_lobe():
             centre = float(model.floor_z(np.float32(side * 36.0), np.float32(-8.0)))
             rim = float(model.floor_z(np.float32(side * 62.0), np.float32(-8.0)))
             assert centre < -42.0 and rim > centre + 8.0, (seed, side, centre, rim)
+
+
+def test_face_and_neck_are_compartments_not_one_muscle():
+    """Below the skull base, soft tissue away from bone and air spans the densities real 5 mm
+    slabs show there (CQ500: 32-83 HU, 10th-90th percentile), with fat planes between some
+    compartments; one muscle density per head spanned 5-15 HU."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        model = HeadModel(sample_head(rng, mimics=False), rng)
+        lat = Lattice(np.array([-80.0, -100.0, -75.0]), np.eye(3)[:2], (160, 200))
+        hu = model.render(lat)
+        tissue = hu[(hu > -30.0) & (hu < 200.0)]
+        p10, p90 = np.percentile(tissue, [10, 90])
+        assert p90 - p10 > 30.0, (seed, p10, p90)
+        fat = (hu > -120.0) & (hu < -60.0)
+        assert fat.mean() > 0.01, seed  # the fat planes (the plane is below the scalp's fat)

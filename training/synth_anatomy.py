@@ -235,6 +235,8 @@ DEEP_GREY = [
 ATRIUM = (20.0, 26.0, 5.0)
 PINEAL = (0.0, 21.0, -1.0)
 SULCUS_HALF_MM = 0.7
+COMPARTMENTS = 16  # densities per head in the face and neck
+COMPARTMENT_LEVELS = 1.2  # levels per unit of each compartment field
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,6 +259,20 @@ class HeadModel:
         self.floor_relief = WaveField.random(rng, 10, (10.0, 20.0))
         self.vault_relief = WaveField.random(rng, 8, (10.0, 24.0))
         self.relief_mm = (float(rng.uniform(1.0, 2.5)), float(rng.uniform(0.2, 0.7)))
+        # the face and neck are not one muscle: compartments (muscles, glands, vessels, lymphoid
+        # tissue) at 28-88 HU, some parted by fat planes, with fragments of thin bone (pterygoid
+        # plates, styloid, hyoid) among them; measured on CQ500's 5 mm slabs below the skull
+        # base, soft tissue away from bone spans 32-83 HU (10th-90th percentile) where one
+        # muscle density per head spanned 5-15 HU (drawn last, as the relief above)
+        self.compartments = (
+            WaveField.random(rng, 6, (50.0, 90.0)),
+            WaveField.random(rng, 6, (50.0, 90.0)),
+        )
+        self.compartment_hu = rng.uniform(28.0, 88.0, size=COMPARTMENTS).astype(F32)
+        self.fat_plane = rng.random((2, COMPARTMENTS)) < 0.5
+        self.fat_plane_mm = float(rng.uniform(0.6, 1.6))
+        self.fragments = WaveField.random(rng, 10, (6.0, 12.0))
+        self.fragment_hu = float(rng.uniform(300.0, 1000.0))
         ax, ay, au, ad = params.icv_axes
         self.icv_axes = (ax, ay, au, ad)
 
@@ -382,6 +398,9 @@ class HeadModel:
         hu[fat] = F32(-95.0)
         subq = soft & (face < 0) & (z < -12.0) & (face > -8.0) & (face < -1.5)
         hu[subq] = F32(-90.0)
+        deep = soft & (z < -10.0) & (d_head < -4.0) & ~subq
+        if deep.any():
+            hu[deep] = self._deep_soft_tissue(x[deep], y[deep], z[deep], hu[deep], tex[deep])
 
         # bone: vault with tables and diploe; skull base as a thicker slab
         bone = (d_icv >= 0) & (d_icv < t_skull)
@@ -413,6 +432,26 @@ class HeadModel:
             cup = F32(p.cupping_hu) * np.exp(-np.maximum(depth, F32(0.0)) / F32(p.cupping_mm))
             hu = np.where(inside, hu + cup, hu)
         return hu
+
+    def _deep_soft_tissue(self, x, y, z, hu, tex) -> np.ndarray:
+        """Face and neck below the cranial floor: compartments of their own density, fat
+        planes between some of them and fragments of thin bone (points given flat)."""
+        idx = np.zeros(np.shape(x), np.int64)
+        planes = np.zeros(np.shape(x), bool)
+        for k, field_ in enumerate(self.compartments):
+            t = field_(x, y, z) * F32(COMPARTMENT_LEVELS)
+            level = np.floor(t).astype(np.int64)
+            idx = idx * 7 + level
+            # distance (mm) to the nearer border between levels
+            gap = np.minimum(t - level, level + 1 - t) / F32(COMPARTMENT_LEVELS * field_.grad_rms)
+            border = np.where(t - level < 0.5, level, level + 1) % COMPARTMENTS
+            planes |= (gap < F32(self.fat_plane_mm / 2)) & self.fat_plane[k][border]
+        new = self.compartment_hu[idx % COMPARTMENTS] + F32(4.0) * tex
+        new = np.where(planes, F32(-90.0), new)
+        new = np.where(self.fragments(x, y, z) > F32(2.0), F32(self.fragment_hu), new)
+        # fade in over the first centimetre below the floor of the middle fossae
+        w = sigmoid((F32(-16.0) - z) / F32(2.5))
+        return (F32(1.0) - w) * hu + w * new
 
     def _paint_deep(self, lat: Lattice, hu: np.ndarray) -> None:
         p = self.p
