@@ -20,7 +20,7 @@
 #   G. commit 2184482's generator (ridged 2-3.5 mm skull-base floors, head roll, thin series
 #      of the whole head): the classifier fine-tuned from stage D's on stage-D and -G folders;
 #   H. the segmenter, from stage E's, on the same folders;
-#   I. the current generator (a5c415a's: the head following the gantry tilt, bowl-shaped
+#   I. commit a5c415a's generator (the head following the gantry tilt, bowl-shaped
 #      middle fossae): the classifier once more, from stage G's, on stage-G and -I folders;
 #      not bundled, its rule kept G;
 #   J. the segmenter, from stage H's, on stage-D, -G and -I folders: not bundled, its rule kept H;
@@ -33,8 +33,8 @@
 #      folders: bundled.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
-# stage-G and -H choices) and one from the current one (stage I's choice); test phantoms from
-# 2e9621c's, 21e0a62's, stage G's and the current one.
+# stage-G and -H choices) and one from a5c415a's (stage I's choice); test phantoms from
+# 2e9621c's, 21e0a62's, stage G's and a5c415a's.
 # Stage A ran with commit c3d99a0's training code, B to D with later commits': a rerun follows
 # the same recipe, not the same bits (models/README.md records what was run and when).
 set -euo pipefail
@@ -65,17 +65,17 @@ gen 21e0a62 ft-3300 45 3300 & gen 21e0a62 ft-3301 45 3301 & gen 21e0a62 phantoms
 gen 21e0a62 phantoms-test2 40 94
 gen 21e0a62 hardneg-a 6 93 "${HN[@]}" & gen 21e0a62 hardneg-b 6 92 "${HN[@]}" & wait
 # stage G's folders from 2184482's generator (studies 0-1 of ft-3400 regenerated with it:
-# all 73 slices pixel-identical to the folder trained on); stage I's from the current one
+# all 73 slices pixel-identical to the folder trained on); stage I's from a5c415a's
 gen 2184482 ft-3400 45 3400 --thin-extent whole & gen 2184482 ft-3401 45 3401 --thin-extent whole &
 wait
 gen 2184482 phantoms-val4 24 89 --thin-extent whole & gen 2184482 hardneg-g91 6 91 "${HN[@]}" &
 gen 2184482 hardneg-g90 6 90 "${HN[@]}" & wait
 gen 2184482 phantoms-test3 40 88 --thin-extent whole
-gen current ft-3500 45 3500 --thin-extent whole & gen current ft-3501 45 3501 --thin-extent whole &
+gen a5c415a ft-3500 45 3500 --thin-extent whole & gen a5c415a ft-3501 45 3501 --thin-extent whole &
 wait
-gen current phantoms-val5 24 87 --thin-extent whole & gen current hardneg-g86 6 86 "${HN[@]}" &
-gen current hardneg-g85 6 85 "${HN[@]}" & wait
-gen current phantoms-test4 40 84 --thin-extent whole
+gen a5c415a phantoms-val5 24 87 --thin-extent whole & gen a5c415a hardneg-g86 6 86 "${HN[@]}" &
+gen a5c415a hardneg-g85 6 85 "${HN[@]}" & wait
+gen a5c415a phantoms-test4 40 84 --thin-extent whole
 
 AB=("$DATA/phantoms-a" "$DATA/phantoms-b")
 B=("$DATA/ft-3100" "$DATA/ft-3101")
