@@ -5,7 +5,8 @@
 Per series, on the slabs the runtime builds for the bundled classifier (its own decoding,
 ``training.kernel_probe.slabs``), over the lowest fifth of the sampled slabs: pixels whose
 1.5-px Gaussian-smoothed value is 20-200 HU, eroded by 5 px (away from bone, air and fat);
-their 10th, 25th, 50th, 75th and 90th percentiles and the share above 70 HU. A check of the
+their 10th, 25th, 50th, 75th and 90th percentiles and the share above 70 HU; and the share of
+the head (pixels above -300 HU) at 90-300 HU, mostly bone in partial volume. A check of the
 generator's realism against a real scan, never a selection or training input.
 """
 
@@ -34,6 +35,13 @@ def soft_tissue(x: np.ndarray, context: int) -> np.ndarray:
     return np.concatenate(out)
 
 
+def partial_bone(x: np.ndarray, context: int) -> float:
+    """Share of the head at 90-300 HU on the lowest fifth of a series' sampled slabs."""
+    v = x[int(0.8 * len(x)) :, ..., context]
+    head = v > -300
+    return float(np.mean((v[head] >= 90) & (v[head] < 300)))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folders", type=Path, nargs="+", help="DICOM folders (RSNA layout or not)")
@@ -41,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, default=Path("models/densenet25d.onnx"))
     args = p.parse_args(argv)
     sess = get_session(args.model, device="cpu")
-    print("| folder | series | slabs | p10 | p25 | p50 | p75 | p90 | above 70 HU |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| folder | series | slabs | p10 | p25 | p50 | p75 | p90 | above 70 HU "
+          "| head at 90-300 HU |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for folder in args.folders:
         images = folder / "stage_2_train" if (folder / "stage_2_train").is_dir() else folder
         for k, (x, _) in enumerate(slabs(images, sess)):
@@ -50,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                 break
             a = soft_tissue(x, sess.spec.context)
             pct = " | ".join(f"{v:.0f}" for v in np.percentile(a, [10, 25, 50, 75, 90]))
-            print(f"| {folder.name} | {k} | {len(x)} | {pct} | {np.mean(a > 70):.0%} |")
+            bone = partial_bone(x, sess.spec.context)
+            print(f"| {folder.name} | {k} | {len(x)} | {pct} | {np.mean(a > 70):.0%} "
+                  f"| {bone:.1%} |")
     return 0
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# On 2 CPU cores, as run: about six and a half hours of training (stages A to J, L, N and P: 58,
-# 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43 and 26 minutes; control runs of 30 and 25 minutes
-# besides) and two and a half of phantom generation, plus the evaluations.
+# On 2 CPU cores, as run: about seven hours of training (stages A to J, L, N, P and Q: 58,
+# 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26 and 27 minutes; control runs of 30, 25 and 26
+# minutes besides) and two and three-quarter hours of phantom generation, plus the evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in fifteen stages (stage O, not bundled, is in
+# The models grew with the phantom generator, in sixteen stages (stage O, not bundled, is in
 # training/trials/selection-o-rule.md), each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
@@ -30,7 +30,10 @@
 #   N. the classifier at 256 px from stage G's weights, on stage G's folders: not bundled, its
 #      rule kept G;
 #   P. the classifier from stage G's weights with kernel-sharpness augmentation, on stage G's
-#      folders: bundled.
+#      folders: bundled;
+#   Q. commit 07dfb91's generator (the face and neck as compartments with fat planes and bone
+#      fragments): the classifier from stage P's weights on stage P's folders and two new
+#      ones: not bundled, its rule kept P.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from a5c415a's (stage I's choice); test phantoms from
@@ -513,5 +516,63 @@ done
 python training/evaluate.py --only segment --gate --data "$DATA/phantoms-test2" \
     "$DATA/phantoms-test5a" "$DATA/phantoms-test5b" --real ../shared/data \
     --out training/trials/gate-on-test-stage-p.json
+
+# Q. commit 07dfb91's generator (the face and neck as compartments of 28-88 HU with fat planes
+# and bone fragments): the classifier from stage P's checkpoint on stage P's folders and two new
+# ones, against a control on stage P's folders alone (training/trials/selection-q-rule.md,
+# committed before either was trained); 25 minutes each
+python training/face_density.py ../shared/data/cq500-ct0 "$DATA/hardneg-g91" "$DATA/hardneg-g85" \
+    "$DATA/hardneg-a"
+gen 07dfb91 ft-3600 45 3600 --thin-extent whole & gen 07dfb91 ft-3601 45 3601 --thin-extent whole &
+wait
+gen 07dfb91 phantoms-val6 24 80 --thin-extent whole & gen 07dfb91 hardneg-q79 6 79 "${HN[@]}" &
+gen 07dfb91 hardneg-q81 6 81 "${HN[@]}" & wait
+PROXY8=("${PROXY6[@]}" "$DATA/hardneg-q79" "$DATA/hardneg-q81")
+python training/hard_negatives.py --data "${PROXY8[@]}" --classifiers models/densenet25d.onnx
+python training/fp_by_level.py --phantoms "$DATA/hardneg-q79"
+python training/fp_by_level.py --phantoms "$DATA/hardneg-q81"
+python training/face_density.py "$DATA/hardneg-q79" "$DATA/hardneg-q81"
+CLS_Q="$CLS_P; then, from stage P's checkpoint with batch normalisation frozen, on those \
+folders and ft-3600, ft-3601 (face and neck as compartments with fat planes and bone \
+fragments), --kernel-augment, --hu-shift 15, lr 3e-4 (stage Q)"
+mkdir -p runs/ft20 runs/ft21
+python training/train_classifier.py --data "${DG[@]}" "$DATA/ft-3600" "$DATA/ft-3601" \
+    --arch densenet25d --init runs/ft18/densenet25d.keras --freeze-bn --lr 3e-4 --epochs 20 \
+    --time-budget 1500 --image-size 192 --hu-shift 15 --kernel-augment \
+    --out runs/ft20/densenet25d.keras --data-note "$CLS_Q"
+python training/train_classifier.py --data "${DG[@]}" --arch densenet25d \
+    --init runs/ft18/densenet25d.keras --freeze-bn --lr 3e-4 --epochs 20 \
+    --time-budget 1500 --image-size 192 --hu-shift 15 --kernel-augment \
+    --out runs/ft21/densenet25d.keras \
+    --data-note "control for stage Q (training/trials/selection-q-rule.md); never bundled"
+for n in 20 21; do
+    python export/to_onnx.py --classifier "runs/ft$n/densenet25d.keras" --segmenter /nonexistent \
+        --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out "runs/ft$n/models"
+done
+QM=(models/densenet25d.onnx runs/ft20/models/densenet25d.onnx  # models/ held stage P then
+    runs/ft21/models/densenet25d.onnx)
+python training/compare_models.py --data "${VAL5[@]}" "$DATA/phantoms-val5" --models "${QM[@]}"
+for seeds in "phantoms-val phantoms-val2a phantoms-val2b" phantoms-val3 phantoms-val4 phantoms-val5 \
+    phantoms-val6; do
+    python training/compare_models.py --data $(printf "$DATA/%s " $seeds) --models "${QM[@]}"
+done
+python training/hard_negatives.py --data "${PROXY6[@]}" --classifiers "${QM[@]}"
+python training/hard_negatives.py --data "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
+    --classifiers "${QM[@]}"
+# stage P stays (training/trials/selection-q.md: every condition failed); nothing exported.
+# Scored after the choice: the real scans by fifth of the head, the test phantoms, the
+# known negatives, the skull base's partial-volume bone
+for m in "${QM[@]}"; do
+    python training/fp_by_level.py --phantoms "$DATA/phantoms-test2" \
+        --real ../shared/data/cq500-ct0 --model "$m"
+done
+python training/compare_models.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
+    "$DATA/phantoms-test5b" --models "${QM[@]}"
+for n in 20 21; do
+    python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir "runs/ft$n/models" \
+        --real ../shared/data --only classify --out "runs/ft$n/evaluation-test2.json"
+done
+python training/face_density.py ../shared/data/cq500-ct0 "$DATA/hardneg-q79" \
+    "$DATA/hardneg-q81" "$DATA/hardneg-g91" "$DATA/hardneg-a"
 
 python export/model_card.py
