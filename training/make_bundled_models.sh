@@ -574,5 +574,6 @@ for n in 20 21; do
 done
 python training/face_density.py ../shared/data/cq500-ct0 "$DATA/hardneg-q79" \
     "$DATA/hardneg-q81" "$DATA/hardneg-g91" "$DATA/hardneg-a"
+python training/occlusion_map.py ../shared/data/cq500-ct0 --out runs/ft20/occlusion.png
 
 python export/model_card.py
