@@ -263,7 +263,7 @@ class HeadModel:
         # tissue) at 28-88 HU, some parted by fat planes, with fragments of thin bone (pterygoid
         # plates, styloid, hyoid) among them; measured on CQ500's 5 mm slabs below the skull
         # base, soft tissue away from bone spans 32-83 HU (10th-90th percentile) where one
-        # muscle density per head spanned 5-15 HU (drawn last, as the relief above)
+        # muscle density per head spanned 10-16 HU (drawn last, as the relief above)
         self.compartments = (
             WaveField.random(rng, 6, (50.0, 90.0)),
             WaveField.random(rng, 6, (50.0, 90.0)),
@@ -449,7 +449,7 @@ class HeadModel:
         new = self.compartment_hu[idx % COMPARTMENTS] + F32(4.0) * tex
         new = np.where(planes, F32(-90.0), new)
         new = np.where(self.fragments(x, y, z) > F32(2.0), F32(self.fragment_hu), new)
-        # fade in over the first centimetre below the floor of the middle fossae
+        # fade in from about the level of the orbital roofs (z -10 to -22 mm) downwards
         w = sigmoid((F32(-16.0) - z) / F32(2.5))
         return (F32(1.0) - w) * hu + w * new
 
