@@ -575,5 +575,7 @@ done
 python training/face_density.py ../shared/data/cq500-ct0 "$DATA/hardneg-q79" \
     "$DATA/hardneg-q81" "$DATA/hardneg-g91" "$DATA/hardneg-a"
 python training/occlusion_map.py ../shared/data/cq500-ct0 --out runs/ft20/occlusion.png
+python training/occlusion_map.py "$DATA/hardneg-q79" --out runs/ft20/occlusion-q79.png --last 0.6
+python training/occlusion_map.py "$DATA/hardneg-q81" --out runs/ft20/occlusion-q81.png --last 0.8
 
 python export/model_card.py
