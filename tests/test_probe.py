@@ -87,5 +87,5 @@ def test_occlusion_map_runs_on_a_series(phantom_study, tiny_model_dir, tmp_path,
     assert occlusion_map.main([str(phantom_study.folder), "--model", str(model), "--out", str(out),
                                "--last", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| slab | any | drop share in bone cells | outside the head |"
+    assert lines[0] == "| series | slab | any | drop share in bone cells | outside the head |"
     assert out.is_file() == (len(lines) > 2)

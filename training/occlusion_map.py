@@ -7,9 +7,10 @@ On the sampled slabs (the runtime's decoding, ``training.kernel_probe.slabs``) o
 cell of a ``--grid`` x ``--grid`` lattice in turn is replaced, in all of the input's channels,
 by the same cell Gaussian-blurred by ``--sigma`` px (density kept, texture and edges removed);
 the drop in the logit of ``any`` per cell (a saturated score still moves) is drawn in red over
-the slab (brain window; the bone window beside it), with the slab's own score. Prints, per slab,
-the score and the share of the summed drop in cells whose centre pixel is above 300 HU in a 7-px
-neighbourhood (bone) or outside the head. A diagnosis of real-scan behaviour, never a selection.
+the slab (brain window; the bone window beside it), with the slab's own score. Prints, per slab
+(series in scan order, slab), the score and the share of the summed drop in cells whose centre
+pixel is above 300 HU in a 7-px neighbourhood (bone) or outside the head. A diagnosis of
+real-scan behaviour, never a selection.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         return sess.run(v.astype(np.float32))
 
     tiles = []
-    print("| slab | any | drop share in bone cells | outside the head |")
-    print("| --- | --- | --- | --- |")
-    for x, _ in slabs(args.folder, sess):
+    print("| series | slab | any | drop share in bone cells | outside the head |")
+    print("| --- | --- | --- | --- | --- |")
+    for n, (x, _) in enumerate(slabs(args.folder, sess)):
         for k in range(int((1 - args.last) * len(x)), len(x)):
             score = float(run(x[k : k + 1])[0, 0])
             if score < thr:
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             bone = dense[np.ix_(idx, idx)].astype(bool)
             head = cv2.GaussianBlur(centre, (0, 0), 3.0)[np.ix_(idx, idx)] > -300
             total = drop.sum() or 1.0
-            print(f"| {k} | {score:.2f} | {drop[bone].sum() / total:.0%} "
+            print(f"| {n} | {k} | {score:.2f} | {drop[bone].sum() / total:.0%} "
                   f"| {drop[~head].sum() / total:.0%} |")
             brain = np.clip(centre / 80 * 255, 0, 255).astype(np.uint8)
             bonew = np.clip((centre + 450) / 2000 * 255, 0, 255).astype(np.uint8)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             rgb[..., 2] = np.maximum(rgb[..., 2], 255 * heat)
             side = cv2.cvtColor(bonew, cv2.COLOR_GRAY2BGR)
             tile = np.concatenate([rgb.astype(np.uint8), side], 1)
-            cv2.putText(tile, f"{k}: any {score:.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+            cv2.putText(tile, f"{n}:{k}: any {score:.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                         (0, 255, 0), 1)
             tiles.append(tile)
     if tiles:
