@@ -25,19 +25,23 @@ from ichinfer.runtime import get_session  # noqa: E402
 from training.kernel_probe import slabs  # noqa: E402
 
 
-def soft_tissue(x: np.ndarray, context: int) -> np.ndarray:
-    """HU of the soft tissue (module doc) on the lowest fifth of a series' sampled slabs."""
+def lowest_fifth(x: np.ndarray, context: int) -> np.ndarray:
+    """The centre channel of the lowest fifth of a series' sampled slabs."""
+    return x[int(0.8 * len(x)) :, ..., context]
+
+
+def soft_tissue(v: np.ndarray) -> np.ndarray:
+    """HU of the soft tissue (module doc) on slabs ``v`` (N, H, W)."""
     out = []
-    for s in x[int(0.8 * len(x)) :, ..., context]:
+    for s in v:
         sm = cv2.GaussianBlur(s, (0, 0), 1.5)
         m = ((sm > 20) & (sm < 200)).astype(np.uint8)
         out.append(s[cv2.erode(m, np.ones((5, 5), np.uint8)).astype(bool)])
     return np.concatenate(out)
 
 
-def partial_bone(x: np.ndarray, context: int) -> float:
-    """Share of the head at 90-300 HU on the lowest fifth of a series' sampled slabs."""
-    v = x[int(0.8 * len(x)) :, ..., context]
+def partial_bone(v: np.ndarray) -> float:
+    """Share of the head at 90-300 HU on slabs ``v`` (N, H, W)."""
     head = v > -300
     return float(np.mean((v[head] >= 90) & (v[head] < 300)))
 
@@ -57,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         for k, (x, _) in enumerate(slabs(images, sess)):
             if k >= args.series:
                 break
-            a = soft_tissue(x, sess.spec.context)
+            low = lowest_fifth(x, sess.spec.context)
+            a = soft_tissue(low)
             pct = " | ".join(f"{v:.0f}" for v in np.percentile(a, [10, 25, 50, 75, 90]))
-            bone = partial_bone(x, sess.spec.context)
+            bone = partial_bone(low)
             print(f"| {folder.name} | {k} | {len(x)} | {pct} | {np.mean(a > 70):.0%} "
                   f"| {bone:.1%} |")
     return 0

@@ -33,8 +33,11 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def occlusion(run, x: np.ndarray, grid: int, sigma: float) -> np.ndarray:
-    """Drop in the logit of ``any`` per cell (grid x grid) for one slab ``x`` (H, W, C)."""
+def occlusion(
+    run, x: np.ndarray, grid: int, sigma: float, score: float | None = None
+) -> np.ndarray:
+    """Drop in the logit of ``any`` per cell (grid x grid) for one slab ``x`` (H, W, C);
+    ``score``: its ``any`` as read, if already computed."""
     h, w = x.shape[:2]
     blurred = np.stack([cv2.GaussianBlur(x[..., c], (0, 0), sigma) for c in range(x.shape[-1])], -1)
     variants = []
@@ -45,7 +48,7 @@ def occlusion(run, x: np.ndarray, grid: int, sigma: float) -> np.ndarray:
             xs = slice(j * w // grid, (j + 1) * w // grid)
             v[ys, xs] = blurred[ys, xs]
             variants.append(v)
-    base = float(logit(run(x[None])[0, 0]))
+    base = float(logit(run(x[None])[0, 0] if score is None else score))
     scores = np.concatenate(
         [run(np.stack(variants[k : k + 32])) for k in range(0, len(variants), 32)]
     )
@@ -72,11 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     print("| series | slab | any | drop share in bone cells | outside the head |")
     print("| --- | --- | --- | --- | --- |")
     for n, (x, _) in enumerate(slabs(args.folder, sess)):
-        for k in range(int((1 - args.last) * len(x)), len(x)):
-            score = float(run(x[k : k + 1])[0, 0])
+        first = int((1 - args.last) * len(x))
+        scores = run(x[first:])[:, 0]
+        for k in range(first, len(x)):
+            score = float(scores[k - first])
             if score < thr:
                 continue
-            drop = np.maximum(occlusion(run, x[k], args.grid, args.sigma), 0.0)
+            drop = np.maximum(occlusion(run, x[k], args.grid, args.sigma, score), 0.0)
             centre = x[k, ..., c]
             size = centre.shape[0] // args.grid
             idx = np.arange(args.grid) * size + size // 2
