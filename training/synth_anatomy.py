@@ -237,6 +237,9 @@ PINEAL = (0.0, 21.0, -1.0)
 SULCUS_HALF_MM = 0.7
 COMPARTMENTS = 16  # densities per head in the face and neck
 COMPARTMENT_LEVELS = 1.2  # levels per unit of each compartment field
+AIR_CELL_LEVELS = 0.5  # levels per unit of the air-cell field (mastoid, ethmoid)
+# the clivus's axes (columns): across, front to back, and down its slope (20° off vertical)
+CLIVUS_AXES = np.array([[1.0, 0.0, 0.0], [0.0, 0.949, 0.316], [0.0, 0.316, -0.949]]).T
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,6 +276,16 @@ class HeadModel:
         self.fat_plane_mm = float(rng.uniform(0.6, 1.6))
         self.fragments = WaveField.random(rng, 10, (6.0, 12.0))
         self.fragment_hu = float(rng.uniform(300.0, 1000.0))
+        # the skull base is not solid cortical bone: the clivus, sphenoid body and vertebrae
+        # are cancellous bone (marrow, 180-420 HU) inside a 0.8-1.8 mm cortex, and the mastoid
+        # and ethmoid air cells are parted by septa of 0.3-0.8 mm; on 5 mm slabs both give
+        # the bone in partial volume (90-300 HU) that real skull-base slabs are full of
+        # (drawn last, as the relief above)
+        self.marrow_hu = float(rng.uniform(180.0, 420.0))
+        self.cortex_mm = float(rng.uniform(0.8, 1.8))
+        self.air_cells = WaveField.random(rng, 8, (5.0, 10.0))
+        self.septum_mm = float(rng.uniform(0.3, 0.8))
+        self.wall_mm = float(rng.uniform(0.6, 1.4))  # the sinuses' and orbits' bony walls
         ax, ay, au, ad = params.icv_axes
         self.icv_axes = (ax, ay, au, ad)
 
@@ -512,37 +525,53 @@ class HeadModel:
         """Air cells, sinuses, orbits and upper cervical bone below the cranial floor."""
         p = self.p
         x, y, z = lat.x, lat.y, lat.z
-        # central skull base (sphenoid body, clivus) and petrous pyramids: dense bone
+        # central skull base: the clivus (a plate sloping from the dorsum sellae down to the
+        # basion) and the sphenoid body around its sinus, cancellous bone in a cortex; the
+        # petrous pyramids dense
         bn = self.bone_noise(x, y, z)
-        clivus = ellipsoid_sdf(x, y, z, (0.0, -8.0, -50.0), (17.0, 24.0, 18.0)) < 2.0 * bn
+        clivus = rotated_ellipsoid_sdf(x, y, z, (0.0, -6.0, -46.0), (11.0, 7.0, 20.0), CLIVUS_AXES)
+        body = ellipsoid_sdf(x, y, z, (0.0, -16.0, -45.0), (15.0, 14.0, 11.0))
+        central = np.minimum(clivus, body) - F32(1.5) * bn
         pyramid = (
             (segment_distance_2d(np.abs(x), y, PETROUS[0], PETROUS[1]) < 6.5 + 1.5 * bn)
             & (z < -28.0)
             & (z > -50.0)
         )
-        base_bone = (clivus | pyramid) & (d_icv > 0) & tissue
+        outside = (d_icv > 0) & tissue
+        cortex = (central > -F32(self.cortex_mm)) | (d_icv < F32(self.cortex_mm))
+        spongy = F32(self.marrow_hu) + F32(120.0) * bn
+        hu[:] = np.where(outside & (central < 0), np.where(cortex, F32(p.bone_hu), spongy), hu)
+        base_bone = pyramid & outside
         hu[base_bone] = F32(p.bone_hu) + F32(150.0) * bn[base_bone]
         airs = [
-            ((0.0, -16.0, -46.0), (13.0, 12.0, 9.0), None),  # sphenoid sinus
-            ((0.0, -62.0, -62.0), (7.0, 26.0, 22.0), None),  # nasal cavity
-            ((-26.0, -50.0, -68.0), (12.0, 15.0, 16.0), None),  # maxillary
-            ((26.0, -50.0, -68.0), (12.0, 15.0, 16.0), None),
-            ((0.0, -8.0, -85.0), (12.0, 7.0, 18.0), None),  # nasopharynx
-            ((-9.0, -56.0, -34.0), (6.0, 16.0, 9.0), 0.0),  # ethmoid cells
-            ((9.0, -56.0, -34.0), (6.0, 16.0, 9.0), 0.0),
-            ((-50.0, 24.0, -48.0), (11.0, 12.0, 12.0), 0.2),  # mastoid cells
-            ((50.0, 24.0, -48.0), (11.0, 12.0, 12.0), 0.2),
+            ((0.0, -16.0, -46.0), (13.0, 12.0, 9.0), False),  # sphenoid sinus
+            ((0.0, -62.0, -62.0), (7.0, 26.0, 22.0), False),  # nasal cavity
+            ((-26.0, -50.0, -68.0), (12.0, 15.0, 16.0), False),  # maxillary
+            ((26.0, -50.0, -68.0), (12.0, 15.0, 16.0), False),
+            ((0.0, -8.0, -85.0), (12.0, 7.0, 18.0), False),  # nasopharynx
+            ((-9.0, -56.0, -34.0), (6.0, 16.0, 9.0), True),  # ethmoid cells
+            ((9.0, -56.0, -34.0), (6.0, 16.0, 9.0), True),
+            ((-50.0, 24.0, -48.0), (11.0, 12.0, 12.0), True),  # mastoid cells
+            ((50.0, 24.0, -48.0), (11.0, 12.0, 12.0), True),
         ]
         if p.frontal_sinus:
-            airs.append(((0.0, -82.0, -4.0), (15.0, 6.0, 11.0), None))
-        for c, axes, thr in airs:
+            airs.append(((0.0, -82.0, -4.0), (15.0, 6.0, 11.0), False))
+        for c, axes, cells in airs:
             win = lat.window(np.array(c), max(axes))
             if win is None:
                 continue
             xs, ys, zs = lat.pts(win)
-            m = (ellipsoid_sdf(xs, ys, zs, c, axes) < 0) & tissue[win]
-            if thr is not None:
-                m &= self.bone_noise(xs, ys, zs) > thr
+            d = ellipsoid_sdf(xs, ys, zs, c, axes)
+            m = (d < 0) & tissue[win]
+            if not cells:  # a sinus or cavity is lined by a thin wall of bone
+                wall = m & (d > -F32(self.wall_mm))
+                hu[win][wall] = F32(p.bone_hu * 0.8)
+                m &= ~wall
+            if cells:  # air cells: bone septa at the borders of a field's levels
+                t = self.air_cells(xs, ys, zs) * F32(AIR_CELL_LEVELS)
+                gap = np.abs(t - np.round(t)) / F32(AIR_CELL_LEVELS * self.air_cells.grad_rms)
+                hu[win][m & (gap < F32(self.septum_mm / 2))] = F32(p.bone_hu * 0.8)
+                m &= gap >= F32(self.septum_mm / 2)
             if c[0] == 0.0 and c[1] < -50:  # nasal septum
                 m &= np.abs(xs) > 1.2
             sub = hu[win]
@@ -556,7 +585,9 @@ class HeadModel:
                 sub, t = hu[win], tissue[win] & (d_icv[win] > 0)
                 ramus = ellipsoid_sdf(xs, ys, zs, rc, (4.5, 15.0, 32.0))
                 sub[t & (ramus < 0)] = F32(p.bone_hu * 0.9)
-                sub[t & (ramus < -1.8)] = F32(p.diploe_hu)
+                marrow = t & (ramus < -F32(self.cortex_mm))
+                sub[marrow] = F32(self.marrow_hu) + F32(120.0) * self.bone_noise(
+                    xs[marrow], ys[marrow], zs[marrow])
             zc = (side * 58.0, -22.0, -44.0)
             win = lat.window(np.array(zc), 28.0)
             if win is not None:
@@ -573,6 +604,8 @@ class HeadModel:
             xs, ys, zs = lat.pts(win)
             sub = hu[win]
             cone = ellipsoid_sdf(xs, ys, zs, oc, (15.0, 24.0, 13.0))
+            orbit_wall = (cone >= 0) & (cone < F32(self.wall_mm)) & (ys > oc[1] - 16.0)
+            sub[orbit_wall & tissue[win] & (d_icv[win] > 0)] = F32(p.bone_hu * 0.8)
             sub[cone < 0] = F32(-90.0)
             globe = ellipsoid_sdf(xs, ys, zs, (side * 31.0, -72.0, -32.0), (12.0, 12.0, 12.0))
             sub[globe < 0] = F32(12.0)
@@ -587,10 +620,16 @@ class HeadModel:
             xs, ys, zs = lat.pts(win)
             sub = hu[win]
             canal = np.sqrt((xs / 13.0) ** 2 + ((ys - FM_CENTER[1]) / 15.0) ** 2)
-            ring = (canal > 1.15) & (canal < 1.8) & (zs < -62.0) & (zs > -95.0)
-            sub[ring & (ys > 0.0)] = F32(p.bone_hu * 0.8)
+            # the vertebrae: cancellous bone in a cortex (its width in units of the canal's
+            # radius, about 13-15 mm)
+            c_w = F32(self.cortex_mm / 14.0)
+            ring = (canal > 1.15) & (canal < 1.65) & (zs < -62.0) & (zs > -95.0) & (ys > 0.0)
+            shell = (canal < 1.15 + c_w) | (canal > 1.65 - c_w)
+            spongy = F32(self.marrow_hu) + F32(120.0) * self.bone_noise(xs, ys, zs)
+            sub[ring] = np.where(shell, F32(p.bone_hu * 0.8), spongy)[ring]
             dens = ellipsoid_sdf(xs, ys, zs, (0.0, 0.0, -88.0), (6.0, 6.0, 16.0))
-            sub[dens < 0] = F32(p.bone_hu * 0.8)
+            sub[dens < 0] = np.where(dens > -F32(self.cortex_mm), F32(p.bone_hu * 0.8),
+                                     spongy)[dens < 0]
             cord = (canal < 0.6) & (zs < -60.0)
             sub[(canal < 1.0) & (zs < -60.0)] = F32(p.csf_hu)
             sub[cord] = F32(p.wm_hu + 6.0)
