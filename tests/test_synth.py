@@ -279,7 +279,8 @@ def _runs_mm(mask: np.ndarray, step: float) -> float:
 
 
 def test_skull_base_bone_is_cancellous_with_thin_walls_and_septa():
-    """The vertebrae are marrow (about 180-420 HU) inside a cortex, the mastoid
+    """The vertebrae are marrow (about 180-420 HU) inside a cortex, the clivus is bone in front
+    of the brainstem (it lay inside the posterior fossa's bowl), the mastoid
     cells air parted by thin septa, the sinuses lined by a thin wall: on 5 mm slabs these give
     real skull-base slabs' bone in partial volume (CQ500's lowest fifth: 13.5 % of the head at
     90-300 HU, where solid bone and wall-less cavities gave the phantoms 5-8 %)."""
@@ -298,6 +299,9 @@ def test_skull_base_bone_is_cancellous_with_thin_walls_and_septa():
         air, septa = mastoid < -500.0, mastoid > 500.0
         assert air.mean() > 0.6 and septa.mean() > 0.03, (seed, air.mean(), septa.mean())
         assert _runs_mm(septa, step) < 1.8, (seed, _runs_mm(septa, step))  # blobs: 2.2-3 mm
+        # the clivus: bone in front of the brainstem, outside the cranial cavity
+        point = [np.array([v], np.float32) for v in (1.0, -8.0, -47.0)]
+        assert model.icv_sdf(*point)[0] > 0.0, seed
         # a maxillary sinus: a row through it meets bone on both sides of its air
         row = model.render(Lattice(np.array([8.0, -50.0, -68.0]), np.array([[step, 0, 0]]),
                                    (160,)))

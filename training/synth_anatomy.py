@@ -329,10 +329,15 @@ class HeadModel:
         d_ell = k0 * (k0 - 1.0) / np.maximum(k1, F32(1e-6))
         d_ell = d_ell - (self.vault_dimples(x, y, z) if dimples is None else dimples)
         d_floor = (self.floor_z(x, y) - z) * F32(0.9)
-        d = np.maximum(d_ell, d_floor)
+        d = np.maximum(np.maximum(d_ell, d_floor), -self.clivus_sdf(x, y, z))
         canal = np.sqrt((x / F32(13.0)) ** 2 + ((y - F32(FM_CENTER[1])) / F32(15.0)) ** 2)
         d_canal = np.maximum((canal - 1.0) * F32(13.0), z - F32(-55.0))
         return np.minimum(d, d_canal)
+
+    def clivus_sdf(self, x, y, z) -> np.ndarray:
+        """The clivus: a plate sloping from the dorsum sellae down to the basion, the anterior
+        wall of the posterior fossa (the brainstem lies just behind it)."""
+        return rotated_ellipsoid_sdf(x, y, z, (0.0, -8.0, -48.0), (11.0, 6.0, 20.0), CLIVUS_AXES)
 
     def vault_dimples(self, x, y, z) -> np.ndarray:
         """How far (mm) the vault's inner table is pushed outwards (negative: inwards)."""
@@ -529,8 +534,8 @@ class HeadModel:
         # basion) and the sphenoid body around its sinus, cancellous bone in a cortex; the
         # petrous pyramids dense
         bn = self.bone_noise(x, y, z)
-        clivus = rotated_ellipsoid_sdf(x, y, z, (0.0, -6.0, -46.0), (11.0, 7.0, 20.0), CLIVUS_AXES)
-        body = ellipsoid_sdf(x, y, z, (0.0, -16.0, -45.0), (15.0, 14.0, 11.0))
+        clivus = self.clivus_sdf(x, y, z)
+        body = ellipsoid_sdf(x, y, z, (0.0, -20.0, -44.0), (14.0, 11.0, 10.0))
         central = np.minimum(clivus, body) - F32(1.5) * bn
         pyramid = (
             (segment_distance_2d(np.abs(x), y, PETROUS[0], PETROUS[1]) < 6.5 + 1.5 * bn)
@@ -544,7 +549,7 @@ class HeadModel:
         base_bone = pyramid & outside
         hu[base_bone] = F32(p.bone_hu) + F32(150.0) * bn[base_bone]
         airs = [
-            ((0.0, -16.0, -46.0), (13.0, 12.0, 9.0), False),  # sphenoid sinus
+            ((0.0, -21.0, -44.0), (12.0, 9.0, 8.0), False),  # sphenoid sinus
             ((0.0, -62.0, -62.0), (7.0, 26.0, 22.0), False),  # nasal cavity
             ((-26.0, -50.0, -68.0), (12.0, 15.0, 16.0), False),  # maxillary
             ((26.0, -50.0, -68.0), (12.0, 15.0, 16.0), False),
