@@ -121,6 +121,8 @@ class PreparedSeries:
 
     series: dicom.Series
     grids: dict[int, np.ndarray] = field(default_factory=dict)
+    #: per grid size, the slabs :func:`run_batched` has built (``model_inputs``' ``slabs``)
+    slabs: dict[int, dict] = field(default_factory=dict)
 
     @property
     def locations_mm(self) -> np.ndarray:
@@ -440,8 +442,9 @@ def run_batched(
     outputs = []
     for start in range(0, len(indices), batch_size):
         batch = indices[start : start + batch_size]
+        slabs = prepared.slabs.setdefault(spec.input_size[0], {})
         x = model_inputs(grid, prepared.locations_mm, batch, slab_mm=spec.slab_mm,
-                         context=spec.context)
+                         context=spec.context, slabs=slabs)
         if spec.prior:
             x = with_prior(x, spec.context)
         y = _mirror_averaged(session, x) if mirror else session.run(x)

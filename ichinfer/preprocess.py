@@ -164,6 +164,9 @@ def slab(
     members = _slab_members(loc, centre_mm, slab_mm)
     if members.size == 1:
         return grid_stack[int(members[0])]
+    first, last = int(members[0]), int(members[-1])
+    if last - first + 1 == members.size:  # consecutive (an ordered series): no copy to average
+        return grid_stack[first : last + 1].mean(axis=0, dtype=np.float32)
     return grid_stack[members].mean(axis=0, dtype=np.float32)
 
 
@@ -174,6 +177,7 @@ def model_inputs(
     *,
     slab_mm: float,
     context: int,
+    slabs: dict | None = None,
 ) -> np.ndarray:
     """Build (N, size, size, 2*context + 1) float32 HU inputs for the sampled ``indices``.
 
@@ -182,6 +186,11 @@ def model_inputs(
     slabs ``k * slab_mm`` towards the head, after it towards the foot. Beyond the ends of the
     series the edge slab is repeated. A thick series (spacing ≥ 0.8 × slab) uses its neighbouring
     slices directly, whatever their spacing.
+
+    ``slabs``: a dict that keeps the slabs built here for later calls on the same
+    ``grid_stack`` and ``locations_mm`` (keyed by ``slab_mm`` and slice), so that the batches
+    of a series and models of the same input size average each slab once
+    (:class:`ichinfer.pipeline.PreparedSeries` holds one per grid size).
     """
     loc = np.asarray(locations_mm, dtype=np.float64)
     idx = np.asarray(indices, dtype=np.int64)
@@ -192,12 +201,15 @@ def model_inputs(
     thin = is_thin(loc, slab_mm)
     # head side has the larger location when ordered head -> foot (sign from the data itself)
     head_sign = 1.0 if loc.size < 2 or loc[0] >= loc[-1] else -1.0
-    cache: dict[int, np.ndarray] = {}
+    cache: dict = {} if slabs is None else slabs
 
     def slab_at(i: int) -> np.ndarray:
-        if i not in cache:
-            cache[i] = slab(grid_stack, loc, loc[i], slab_mm) if thin else grid_stack[i]
-        return cache[i]
+        if not thin:
+            return grid_stack[i]
+        key = (float(slab_mm), i)
+        if key not in cache:
+            cache[key] = slab(grid_stack, loc, loc[i], slab_mm)
+        return cache[key]
 
     for row, i in enumerate(idx):
         for k in range(-context, context + 1):

@@ -53,6 +53,34 @@ def test_thin_series_is_sampled_and_averaged_into_slabs():
     assert np.abs(loc - loc[sampled][nearest]).max() <= 1.25 + 1e-6
 
 
+def test_slabs_kept_across_calls_give_the_same_inputs():
+    """``slabs`` keeps each slab for the next batch and the next model of the same grid: the
+    inputs are those built from scratch, and a slab is averaged once."""
+    rng = np.random.default_rng(0)
+    loc = 50.0 - 0.625 * np.arange(80)
+    stack = rng.normal(40.0, 20.0, (80, 8, 8)).astype(np.float32)
+    sampled = pp.sample_indices(loc, 5.0)
+    kept: dict = {}
+    for batch in (sampled[:5], sampled[5:], sampled[3:9]):
+        fresh = pp.model_inputs(stack, loc, batch, slab_mm=5.0, context=1)
+        got = pp.model_inputs(stack, loc, batch, slab_mm=5.0, context=1, slabs=kept)
+        np.testing.assert_array_equal(got, fresh)
+    assert len(kept) == len(set(kept)) and all(k[0] == 5.0 for k in kept)
+    first = dict(kept)
+    pp.model_inputs(stack, loc, sampled, slab_mm=5.0, context=1, slabs=kept)
+    assert all(kept[k] is v for k, v in first.items())  # reused, not rebuilt
+    # another slab thickness on the same grid gets its own slabs
+    pp.model_inputs(stack, loc, sampled[:2], slab_mm=3.0, context=1, slabs=kept)
+    assert any(k[0] == 3.0 for k in kept)
+    # slices out of order: a slab's members are not consecutive, still their mean
+    shuffled = rng.permutation(80)
+    members = np.abs(loc - loc[40]) <= 2.5 + 1e-3
+    np.testing.assert_allclose(pp.slab(stack[shuffled], loc[shuffled], loc[40], 5.0),
+                               stack[members].mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(pp.slab(stack, loc, loc[40], 5.0),
+                                  stack[np.flatnonzero(members)].mean(axis=0, dtype=np.float32))
+
+
 @pytest.mark.parametrize("step", [-0.625, 0.625, -5.0])
 def test_between_sampled_interpolates_linearly_in_location(step):
     loc = 50.0 + step * np.arange(41)
