@@ -578,4 +578,17 @@ python training/occlusion_map.py ../shared/data/cq500-ct0 --out runs/ft20/occlus
 python training/occlusion_map.py "$DATA/hardneg-q79" --out runs/ft20/occlusion-q79.png --last 0.6
 python training/occlusion_map.py "$DATA/hardneg-q81" --out runs/ft20/occlusion-q81.png --last 0.8
 
+# After stage Q: the generator of commits 2eb4ea9 and 074d933 (the skull base's bone as marrow in
+# a cortex, sinus and orbit walls, air-cell septa, the clivus as the posterior fossa's anterior
+# wall) against 07dfb91's on the same heads and series (training/SYNTH.md); no model trained on
+# it yet
+gen 074d933 skullbase-q79 6 79 "${HN[@]}" & gen 074d933 skullbase-q81 6 81 "${HN[@]}" & wait
+python training/face_density.py ../shared/data/cq500-ct0 "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
+    "$DATA/skullbase-q79" "$DATA/skullbase-q81" --series 6
+for d in hardneg-q79 hardneg-q81 skullbase-q79 skullbase-q81; do
+    python training/fp_by_level.py --phantoms "$DATA/$d"
+done
+python training/occlusion_map.py "$DATA/skullbase-q81" --out runs/occlusion-skullbase-q81.png \
+    --last 0.4
+
 python export/model_card.py
