@@ -321,11 +321,15 @@ def stored_to_hu(
     px = np.asarray(stored)
     if px.dtype.kind == "f" and not np.isfinite(px).all():
         raise ValueError("pixel data holds NaN or infinite values")
+    wrapped = is_wrapped_12bit(bits_stored, pixel_representation, intercept)
     pad_mask = None
     if padding is not None:
         low, high = sorted(padding)
-        pad_mask = (px >= low) & (px <= high)
-    if is_wrapped_12bit(bits_stored, pixel_representation, intercept):
+        # padding whose HU is at most air anyway is set to air by clean_hu's clip below: the
+        # same values without the mask (the usual -2000 or -3024 under a -1024 intercept)
+        if wrapped or slope <= 0 or _hu_float32(high, slope, intercept) > HU_AIR:
+            pad_mask = _in_range(px, low, high)
+    if wrapped:
         px = px.astype(np.int32) + 1000
         px[px >= 4096] -= 4096
         intercept = -1000.0
@@ -338,6 +342,30 @@ def stored_to_hu(
     if pad_mask is not None:
         hu[pad_mask] = HU_AIR
     return clean_hu(hu, copy=False)
+
+
+def _hu_float32(value: float, slope: float, intercept: float) -> float:
+    """The HU that :func:`stored_to_hu` computes for stored ``value``, in the same float32
+    steps (for a positive slope both steps are monotonic, so every value at or below
+    ``value`` gives at most this)."""
+    hu = np.float32(value)
+    if slope != 1.0:
+        hu = hu * np.float32(slope)
+    if intercept != 0.0:
+        hu = hu + np.float32(intercept)
+    return float(hu)
+
+
+def _in_range(px: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``low <= px <= high``, compared in ``px``'s own integer type where it has one (the
+    float bounds would otherwise widen every sample to float64 first)."""
+    if px.dtype.kind in "iu":
+        info = np.iinfo(px.dtype)
+        lo, hi = max(math.ceil(low), info.min), min(math.floor(high), info.max)
+        if lo > hi:
+            return np.zeros(px.shape, dtype=bool)
+        return (px >= px.dtype.type(lo)) & (px <= px.dtype.type(hi))
+    return (px >= low) & (px <= high)
 
 
 # --------------------------------------------------------------------------------------------

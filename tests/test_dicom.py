@@ -128,6 +128,53 @@ def test_stored_to_hu_is_pure() -> None:
     assert hu.tolist() == [[-1024, -1024, 40, 3071]]
 
 
+def _stored_to_hu_reference(stored, *, slope, intercept, bits_stored, pixel_representation,
+                            padding):
+    """stored_to_hu as it was: the padding mask always built, with float bounds."""
+    px = np.asarray(stored)
+    pad_mask = None
+    if padding is not None:
+        low, high = sorted(padding)
+        pad_mask = (px >= low) & (px <= high)
+    if dicom.is_wrapped_12bit(bits_stored, pixel_representation, intercept):
+        px = px.astype(np.int32) + 1000
+        px[px >= 4096] -= 4096
+        intercept = -1000.0
+    hu = px.astype(np.float32)
+    if slope != 1.0:
+        hu *= np.float32(slope)
+    if intercept != 0.0:
+        hu += np.float32(intercept)
+    if pad_mask is not None:
+        hu[pad_mask] = -1024.0
+    return np.clip(hu, -1024.0, 3071.0)
+
+
+def test_stored_to_hu_padding_shortcuts_give_the_same_hu() -> None:
+    """Padding that is air anyway is left to the clip, and the mask compares in the samples'
+    integer type: the same HU as the mask built with float bounds, whatever the type, slope,
+    intercept and padding (random cases, and the edges of each type)."""
+    rng = np.random.default_rng(7)
+    for case in range(400):
+        dtype = np.dtype(rng.choice(["<i2", "<u2", "<i4", "u1", "<f4"]))
+        lo_v, hi_v = ((-3000, 5000) if dtype.kind == "f"
+                      else (max(np.iinfo(dtype).min, -70000), min(np.iinfo(dtype).max, 70000)))
+        px = rng.integers(lo_v, hi_v, size=(6, 7), endpoint=True).astype(dtype)
+        slope = float(rng.choice([1.0, 0.5, 2.0, -1.0, 1.0000001]))
+        intercept = float(rng.choice([-1024.0, -1000.0, 0.0, -3000.5, 24.0]))
+        pad = sorted(rng.choice([lo_v, hi_v, -2000, -3024, 0, 4095, 10.5, -2000.5, 70000, -70000],
+                                size=2).tolist())
+        if case % 5 == 0:
+            px.flat[:4] = np.array([pad[0], pad[1], lo_v, hi_v]).clip(lo_v, hi_v).astype(dtype)
+        bits = int(rng.choice([12, 16]))
+        rep = 0 if dtype.kind == "u" else int(rng.choice([0, 1]))
+        got = dicom.stored_to_hu(px, slope=slope, intercept=intercept, bits_stored=bits,
+                                 pixel_representation=rep, padding=tuple(pad))
+        want = _stored_to_hu_reference(px, slope=slope, intercept=intercept, bits_stored=bits,
+                                       pixel_representation=rep, padding=tuple(pad))
+        np.testing.assert_array_equal(got, want, err_msg=f"case {case}")
+
+
 def test_nan_in_float_pixel_data_raises(tmp_path: Path) -> None:
     pixels = PHANTOM.copy()
     pixels[3, 3] = math.nan
