@@ -165,13 +165,13 @@ class Session:
         On the CPU, a batch of at least :attr:`lanes` slices runs one slice per run, ``lanes``
         single-threaded runs at a time (one session, called from ``lanes`` threads: onnxruntime
         releases the GIL). On 2 cores, the two ways alternating on one session
-        (``benchmarks/README.md``, ``test_lanes_paired``, medians of 7 pairs; an Intel Xeon VM,
-        2026-12-07), lanes ran batches of 8 and 32 0.92-1.18 times as fast as one run of the
-        whole batch on both threads for the float32 classifier and segmenter (below 1 only for
-        the classifier's batch of 8), 1.15-1.25 times for the int8 segmenter, an opt-in variant,
-        and 0.81-1.23 times for ``seed_cnn`` and its int8 variant (their batches of 8 slower); on
-        an AMD EPYC VM the day before, the int8 segmenter's were 0.90-1.05. How it goes on more
-        cores is not measured."""
+        (``benchmarks/README.md``, ``test_lanes_paired``, medians of 7 pairs; two runs on an
+        Intel Xeon VM, 2026-12-07), lanes ran batches of 8 and 32 0.90-1.25 times as fast as one
+        run of the whole batch on both threads for the float32 classifier and segmenter (below 1
+        only for the classifier's batch of 8), 1.10-1.25 times for the int8 segmenter, an opt-in
+        variant, and 0.73-1.30 times for ``seed_cnn`` and its int8 variant (below 1 only for
+        batches of 8); on an AMD EPYC VM the day before, the int8 segmenter's were 0.90-1.05.
+        How it goes on more cores is not measured."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self._io_binding:
             binding = self._session.io_binding()
