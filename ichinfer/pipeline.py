@@ -439,10 +439,10 @@ def run_batched(
     """
     spec = session.spec
     grid = prepared.grid(spec.input_size[0])
+    slabs = prepared.slabs.setdefault(spec.input_size[0], {})
     outputs = []
     for start in range(0, len(indices), batch_size):
         batch = indices[start : start + batch_size]
-        slabs = prepared.slabs.setdefault(spec.input_size[0], {})
         x = model_inputs(grid, prepared.locations_mm, batch, slab_mm=spec.slab_mm,
                          context=spec.context, slabs=slabs)
         if spec.prior:
