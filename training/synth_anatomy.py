@@ -591,8 +591,7 @@ class HeadModel:
                 ramus = ellipsoid_sdf(xs, ys, zs, rc, (4.5, 15.0, 32.0))
                 sub[t & (ramus < 0)] = F32(p.bone_hu * 0.9)
                 marrow = t & (ramus < -F32(self.cortex_mm))
-                sub[marrow] = F32(self.marrow_hu) + F32(120.0) * self.bone_noise(
-                    xs[marrow], ys[marrow], zs[marrow])
+                sub[marrow] = F32(self.marrow_hu) + F32(120.0) * bn[win][marrow]
             zc = (side * 58.0, -22.0, -44.0)
             win = lat.window(np.array(zc), 28.0)
             if win is not None:
@@ -630,7 +629,7 @@ class HeadModel:
             c_w = F32(self.cortex_mm / 14.0)
             ring = (canal > 1.15) & (canal < 1.65) & (zs < -62.0) & (zs > -95.0) & (ys > 0.0)
             shell = (canal < 1.15 + c_w) | (canal > 1.65 - c_w)
-            spongy = F32(self.marrow_hu) + F32(120.0) * self.bone_noise(xs, ys, zs)
+            spongy = F32(self.marrow_hu) + F32(120.0) * bn[win]
             sub[ring] = np.where(shell, F32(p.bone_hu * 0.8), spongy)[ring]
             dens = ellipsoid_sdf(xs, ys, zs, (0.0, 0.0, -88.0), (6.0, 6.0, 16.0))
             sub[dens < 0] = np.where(dens > -F32(self.cortex_mm), F32(p.bone_hu * 0.8),
