@@ -317,9 +317,11 @@ class HeadModel:
         fm = (x / F32(14.0)) ** 2 + ((y - F32(FM_CENTER[1])) / F32(17.0)) ** 2
         return np.where(fm < 1.0, F32(-200.0), zf)
 
-    def icv_sdf(self, x, y, z, dimples: np.ndarray | None = None) -> np.ndarray:
+    def icv_sdf(self, x, y, z, dimples: np.ndarray | None = None,
+                clivus: np.ndarray | None = None) -> np.ndarray:
         """Signed distance to the inner table (negative inside the cranial cavity);
-        ``dimples``: :meth:`vault_dimples` on the same points, if already computed."""
+        ``dimples``: :meth:`vault_dimples`, ``clivus``: :meth:`clivus_sdf` on the same points,
+        if already computed."""
         ax, ay, au, ad = self.icv_axes
         yy = y - F32(ICV_Y0)
         axx = F32(ax) * (F32(1.0) + F32(0.07) * yy / F32(ay))
@@ -329,7 +331,8 @@ class HeadModel:
         d_ell = k0 * (k0 - 1.0) / np.maximum(k1, F32(1e-6))
         d_ell = d_ell - (self.vault_dimples(x, y, z) if dimples is None else dimples)
         d_floor = (self.floor_z(x, y) - z) * F32(0.9)
-        d = np.maximum(np.maximum(d_ell, d_floor), -self.clivus_sdf(x, y, z))
+        clivus = self.clivus_sdf(x, y, z) if clivus is None else clivus
+        d = np.maximum(np.maximum(d_ell, d_floor), -clivus)
         canal = np.sqrt((x / F32(13.0)) ** 2 + ((y - F32(FM_CENTER[1])) / F32(15.0)) ** 2)
         d_canal = np.maximum((canal - 1.0) * F32(13.0), z - F32(-55.0))
         return np.minimum(d, d_canal)
@@ -429,7 +432,7 @@ class HeadModel:
         bone_hu = np.where(petrous & (z < -24.0), F32(p.bone_hu + 300.0), bone_hu)
         hu[bone] = bone_hu[bone]
 
-        self._paint_base_of_skull(lat, hu, d_icv, soft | bone)
+        self._paint_base_of_skull(lat, hu, d_icv, soft | bone, reg["clivus"])
 
         # intracranial contents
         inside = reg["inside"]
@@ -526,15 +529,15 @@ class HeadModel:
             sub = hu[win]
             sub[d < 0] = F32(val)
 
-    def _paint_base_of_skull(self, lat, hu, d_icv, tissue) -> None:
-        """Air cells, sinuses, orbits and upper cervical bone below the cranial floor."""
+    def _paint_base_of_skull(self, lat, hu, d_icv, tissue, clivus) -> None:
+        """Air cells, sinuses, orbits and upper cervical bone below the cranial floor
+        (``clivus``: :meth:`clivus_sdf` on the lattice)."""
         p = self.p
         x, y, z = lat.x, lat.y, lat.z
         # central skull base: the clivus (a plate sloping from the dorsum sellae down to the
         # basion) and the sphenoid body around its sinus, cancellous bone in a cortex; the
         # petrous pyramids dense
         bn = self.bone_noise(x, y, z)
-        clivus = self.clivus_sdf(x, y, z)
         body = ellipsoid_sdf(x, y, z, (0.0, -20.0, -44.0), (14.0, 11.0, 10.0))
         central = np.minimum(clivus, body) - F32(1.5) * bn
         pyramid = (
@@ -660,8 +663,12 @@ class Fields:
     def _dimples(self):
         return self.m.vault_dimples(self.x, self.y, self.z)
 
+    def _clivus(self):
+        return self.m.clivus_sdf(self.x, self.y, self.z)
+
     def _d_icv(self):
-        return self.m.icv_sdf(self.x, self.y, self.z, dimples=self["dimples"])
+        return self.m.icv_sdf(self.x, self.y, self.z, dimples=self["dimples"],
+                              clivus=self["clivus"])
 
     def _depth(self):
         return -self["d_icv"]
