@@ -591,4 +591,39 @@ done
 python training/occlusion_map.py "$DATA/skullbase-q81" --out runs/occlusion-skullbase-q81.png \
     --last 0.4
 
+# R. the classifier from stage P's weights on stage P's 2184482 folders and two of the skull-base
+# generator's (c65de83), against a control on the 2184482 folders alone
+# (training/trials/selection-r-rule.md, committed before either was trained; scoped to three
+# generators' validation seeds); 25 minutes each. As run, runs/bundled/densenet25d.keras was
+# export/from_onnx.py's of the bundled stage P (the same weights as runs/ft18)
+gen current ft-3700 45 3700 --thin-extent whole & gen current ft-3701 45 3701 --thin-extent whole &
+wait
+gen current phantoms-val7 24 78 --thin-extent whole
+CLS_R="$CLS_P; then, from stage P's weights with batch normalisation frozen, on ft-3400, ft-3401 \
+and ft-3700, ft-3701 (a skull base of marrow in a cortex, walled sinuses and orbits, air-cell \
+septa, a clivus), --kernel-augment, --hu-shift 15, lr 3e-4 (stage R)"
+mkdir -p runs/ft22 runs/ft23
+python training/train_classifier.py --data "$DATA/ft-3400" "$DATA/ft-3401" "$DATA/ft-3700" \
+    "$DATA/ft-3701" --arch densenet25d --init runs/bundled/densenet25d.keras --freeze-bn \
+    --lr 3e-4 --epochs 20 --time-budget 1500 --image-size 192 --hu-shift 15 --kernel-augment \
+    --out runs/ft22/densenet25d.keras --data-note "$CLS_R"
+python training/train_classifier.py --data "$DATA/ft-3400" "$DATA/ft-3401" --arch densenet25d \
+    --init runs/bundled/densenet25d.keras --freeze-bn --lr 3e-4 --epochs 20 \
+    --time-budget 1500 --image-size 192 --hu-shift 15 --kernel-augment \
+    --out runs/ft23/densenet25d.keras \
+    --data-note "control for stage R (training/trials/selection-r-rule.md); never bundled"
+for n in 22 23; do
+    python export/to_onnx.py --classifier "runs/ft$n/densenet25d.keras" --segmenter /nonexistent \
+        --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out "runs/ft$n/models"
+done
+RM=(models/densenet25d.onnx runs/ft22/models/densenet25d.onnx  # models/ held stage P then
+    runs/ft23/models/densenet25d.onnx)
+for seeds in phantoms-val7 phantoms-val phantoms-val4; do
+    python training/compare_models.py --data "$DATA/$seeds" --models "${RM[@]}"
+done
+python training/hard_negatives.py --data "$DATA/skullbase-q79" "$DATA/skullbase-q81" \
+    --classifiers "${RM[@]}"
+python training/hard_negatives.py --data "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
+    --classifiers "${RM[@]}"
+
 python export/model_card.py
