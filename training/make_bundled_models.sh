@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# On 2 CPU cores, as run: about seven hours of training (stages A to J, L, N, P and Q: 58,
-# 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26 and 27 minutes; control runs of 30, 25 and 26
-# minutes besides) and two and three-quarter hours of phantom generation, plus the evaluations.
+# On 2 CPU cores, as run: about seven and a half hours of training (stages A to J, L, N, P, Q
+# and R: 58, 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26, 27 and 26 minutes; control runs of
+# 30, 25, 26 and 25 minutes besides) and about three hours of phantom generation, plus the
+# evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in sixteen stages (stage O, not bundled, is in
+# The models grew with the phantom generator, in seventeen stages (stage O, not bundled, is in
 # training/trials/selection-o-rule.md), each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
@@ -33,7 +34,10 @@
 #      folders: bundled;
 #   Q. commit 07dfb91's generator (the face and neck as compartments with fat planes and bone
 #      fragments): the classifier from stage P's weights on stage P's folders and two new
-#      ones: not bundled, its rule kept P.
+#      ones: not bundled, its rule kept P;
+#   R. commit c65de83's generator (a skull base of marrow in a cortex, walled sinuses and orbits,
+#      air-cell septa, a clivus): the classifier from stage P's weights on stage P's 2184482
+#      folders and two new ones: not bundled, its rule kept P.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from a5c415a's (stage I's choice); test phantoms from
@@ -625,5 +629,20 @@ python training/hard_negatives.py --data "$DATA/skullbase-q79" "$DATA/skullbase-
     --classifiers "${RM[@]}"
 python training/hard_negatives.py --data "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
     --classifiers "${RM[@]}"
+# stage P stays (training/trials/selection-r.md: conditions 2 and 3 failed); nothing exported.
+# Scored after the choice: the real scans and the proxy folders by fifth of the head, the test
+# phantoms, the known negatives
+for m in "${RM[@]}"; do
+    python training/fp_by_level.py --phantoms "$DATA/phantoms-test2" \
+        --real ../shared/data/cq500-ct0 --model "$m"
+    for d in skullbase-q79 skullbase-q81 hardneg-q79 hardneg-q81; do
+        python training/fp_by_level.py --phantoms "$DATA/$d" --model "$m"
+    done
+done
+python training/compare_models.py --data "$DATA/phantoms-test2" --models "${RM[@]}"
+for n in 22 23; do
+    python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir "runs/ft$n/models" \
+        --real ../shared/data --only classify --out "runs/ft$n/evaluation-test2.json"
+done
 
 python export/model_card.py
