@@ -7,7 +7,7 @@
 # evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in seventeen stages (stage O, not bundled, is in
+# The models grew with the phantom generator, in eighteen stages (stage O, not bundled, is in
 # training/trials/selection-o-rule.md), each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
@@ -37,7 +37,8 @@
 #      ones: not bundled, its rule kept P;
 #   R. commit c65de83's generator (a skull base of marrow in a cortex, walled sinuses and orbits,
 #      air-cell septa, a clivus): the classifier from stage P's weights on stage P's 2184482
-#      folders and two new ones: not bundled, its rule kept P.
+#      folders and two new ones: not bundled, its rule kept P;
+#   S. stage P's and R's weights averaged (no training): not bundled, its rule kept P.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from a5c415a's (stage I's choice); test phantoms from
@@ -644,5 +645,31 @@ for n in 22 23; do
     python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir "runs/ft$n/models" \
         --real ../shared/data --only classify --out "runs/ft$n/evaluation-test2.json"
 done
+# S. stage P's and R's weights averaged (training/trials/selection-s-rule.md, no training): none
+# qualified, stage P stays (training/trials/selection-s.md). As run, --a was
+# export/from_onnx.py's runs/bundled/densenet25d.keras of the bundled stage P
+SM=(models/densenet25d.onnx)
+for W in 0.25 0.5 0.75; do
+    python training/soup.py --a runs/bundled/densenet25d.keras --b runs/ft22/densenet25d.keras \
+        --weight "$W" --out "runs/soup-r-$W/densenet25d.keras"
+    python export/to_onnx.py --classifier "runs/soup-r-$W/densenet25d.keras" \
+        --segmenter /nonexistent --seed-cnn /nonexistent --data "$DATA/phantoms-val" \
+        --no-quantize --out "runs/soup-r-$W/models"
+    SM+=("runs/soup-r-$W/models/densenet25d.onnx")
+done
+SM+=(runs/ft22/models/densenet25d.onnx)
+for seeds in phantoms-val7 phantoms-val phantoms-val4; do
+    python training/compare_models.py --data "$DATA/$seeds" --models "${SM[@]}"
+done
+python training/hard_negatives.py --data "$DATA/skullbase-q79" "$DATA/skullbase-q81" \
+    --classifiers "${SM[@]}"
+python training/hard_negatives.py --data "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
+    --classifiers "${SM[@]}"
+# scored after the choice: the real series by fifth of the head, the test phantoms
+for W in 0.25 0.5 0.75; do
+    python training/fp_by_level.py --phantoms "$DATA/phantoms-test2" \
+        --real ../shared/data/cq500-ct0 --model "runs/soup-r-$W/models/densenet25d.onnx"
+done
+python training/compare_models.py --data "$DATA/phantoms-test2" --models "${SM[@]:0:4}"
 
 python export/model_card.py
