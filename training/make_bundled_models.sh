@@ -62,6 +62,15 @@ gen() {  # gen COMMIT|current OUT STUDIES SEED [generator options]
     git worktree remove --force "$wt"
 }
 HN=(--positive-fraction 0 --thin-fraction 1 --thin-extent whole)  # bleed-free proxy folders
+finetune_cls() {  # finetune_cls INIT OUT NOTE DATA...: stages Q and R's recipe (25 minutes)
+    python training/train_classifier.py --data "${@:4}" --arch densenet25d --init "$1" \
+        --freeze-bn --lr 3e-4 --epochs 20 --time-budget 1500 --image-size 192 --hu-shift 15 \
+        --kernel-augment --out "$2" --data-note "$3"
+}
+export_cls() {  # export_cls CHECKPOINT OUT: a classifier alone, slice thresholds on phantoms-val
+    python export/to_onnx.py --classifier "$1" --segmenter /nonexistent --seed-cnn /nonexistent \
+        --data "$DATA/phantoms-val" --no-quantize --out "$2"
+}
 
 # phantoms: every folder from its own seed, so no phantom is shared between them
 gen c3d99a0 phantoms-a 150 2026 & gen c3d99a0 phantoms-b 150 2027 & wait
@@ -541,18 +550,12 @@ CLS_Q="$CLS_P; then, from stage P's checkpoint with batch normalisation frozen, 
 folders and ft-3600, ft-3601 (face and neck as compartments with fat planes and bone \
 fragments), --kernel-augment, --hu-shift 15, lr 3e-4 (stage Q)"
 mkdir -p runs/ft20 runs/ft21
-python training/train_classifier.py --data "${DG[@]}" "$DATA/ft-3600" "$DATA/ft-3601" \
-    --arch densenet25d --init runs/ft18/densenet25d.keras --freeze-bn --lr 3e-4 --epochs 20 \
-    --time-budget 1500 --image-size 192 --hu-shift 15 --kernel-augment \
-    --out runs/ft20/densenet25d.keras --data-note "$CLS_Q"
-python training/train_classifier.py --data "${DG[@]}" --arch densenet25d \
-    --init runs/ft18/densenet25d.keras --freeze-bn --lr 3e-4 --epochs 20 \
-    --time-budget 1500 --image-size 192 --hu-shift 15 --kernel-augment \
-    --out runs/ft21/densenet25d.keras \
-    --data-note "control for stage Q (training/trials/selection-q-rule.md); never bundled"
+finetune_cls runs/ft18/densenet25d.keras runs/ft20/densenet25d.keras "$CLS_Q" "${DG[@]}" \
+    "$DATA/ft-3600" "$DATA/ft-3601"
+finetune_cls runs/ft18/densenet25d.keras runs/ft21/densenet25d.keras \
+    "control for stage Q (training/trials/selection-q-rule.md); never bundled" "${DG[@]}"
 for n in 20 21; do
-    python export/to_onnx.py --classifier "runs/ft$n/densenet25d.keras" --segmenter /nonexistent \
-        --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out "runs/ft$n/models"
+    export_cls "runs/ft$n/densenet25d.keras" "runs/ft$n/models"
 done
 QM=(models/densenet25d.onnx runs/ft20/models/densenet25d.onnx  # models/ held stage P then
     runs/ft21/models/densenet25d.onnx)
@@ -608,28 +611,26 @@ CLS_R="$CLS_P; then, from stage P's weights with batch normalisation frozen, on 
 and ft-3700, ft-3701 (a skull base of marrow in a cortex, walled sinuses and orbits, air-cell \
 septa, a clivus), --kernel-augment, --hu-shift 15, lr 3e-4 (stage R)"
 mkdir -p runs/ft22 runs/ft23
-python training/train_classifier.py --data "$DATA/ft-3400" "$DATA/ft-3401" "$DATA/ft-3700" \
-    "$DATA/ft-3701" --arch densenet25d --init runs/bundled/densenet25d.keras --freeze-bn \
-    --lr 3e-4 --epochs 20 --time-budget 1500 --image-size 192 --hu-shift 15 --kernel-augment \
-    --out runs/ft22/densenet25d.keras --data-note "$CLS_R"
-python training/train_classifier.py --data "$DATA/ft-3400" "$DATA/ft-3401" --arch densenet25d \
-    --init runs/bundled/densenet25d.keras --freeze-bn --lr 3e-4 --epochs 20 \
-    --time-budget 1500 --image-size 192 --hu-shift 15 --kernel-augment \
-    --out runs/ft23/densenet25d.keras \
-    --data-note "control for stage R (training/trials/selection-r-rule.md); never bundled"
+finetune_cls runs/bundled/densenet25d.keras runs/ft22/densenet25d.keras "$CLS_R" \
+    "$DATA/ft-3400" "$DATA/ft-3401" "$DATA/ft-3700" "$DATA/ft-3701"
+finetune_cls runs/bundled/densenet25d.keras runs/ft23/densenet25d.keras \
+    "control for stage R (training/trials/selection-r-rule.md); never bundled" \
+    "$DATA/ft-3400" "$DATA/ft-3401"
 for n in 22 23; do
-    python export/to_onnx.py --classifier "runs/ft$n/densenet25d.keras" --segmenter /nonexistent \
-        --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --out "runs/ft$n/models"
+    export_cls "runs/ft$n/densenet25d.keras" "runs/ft$n/models"
 done
 RM=(models/densenet25d.onnx runs/ft22/models/densenet25d.onnx  # models/ held stage P then
     runs/ft23/models/densenet25d.onnx)
-for seeds in phantoms-val7 phantoms-val phantoms-val4; do
-    python training/compare_models.py --data "$DATA/$seeds" --models "${RM[@]}"
-done
-python training/hard_negatives.py --data "$DATA/skullbase-q79" "$DATA/skullbase-q81" \
-    --classifiers "${RM[@]}"
-python training/hard_negatives.py --data "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
-    --classifiers "${RM[@]}"
+score_rule_r() {  # score_rule_r MODEL...: selection-r-rule.md's figures, stage P first
+    for seeds in phantoms-val7 phantoms-val phantoms-val4; do
+        python training/compare_models.py --data "$DATA/$seeds" --models "$@"
+    done
+    python training/hard_negatives.py --data "$DATA/skullbase-q79" "$DATA/skullbase-q81" \
+        --classifiers "$@"
+    python training/hard_negatives.py --data "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
+        --classifiers "$@"
+}
+score_rule_r "${RM[@]}"
 # stage P stays (training/trials/selection-r.md: conditions 2 and 3 failed); nothing exported.
 # Scored after the choice: the real scans and the proxy folders by fifth of the head, the test
 # phantoms, the known negatives
@@ -652,19 +653,11 @@ SM=(models/densenet25d.onnx)
 for W in 0.25 0.5 0.75; do
     python training/soup.py --a runs/bundled/densenet25d.keras --b runs/ft22/densenet25d.keras \
         --weight "$W" --out "runs/soup-r-$W/densenet25d.keras"
-    python export/to_onnx.py --classifier "runs/soup-r-$W/densenet25d.keras" \
-        --segmenter /nonexistent --seed-cnn /nonexistent --data "$DATA/phantoms-val" \
-        --no-quantize --out "runs/soup-r-$W/models"
+    export_cls "runs/soup-r-$W/densenet25d.keras" "runs/soup-r-$W/models"
     SM+=("runs/soup-r-$W/models/densenet25d.onnx")
 done
 SM+=(runs/ft22/models/densenet25d.onnx)
-for seeds in phantoms-val7 phantoms-val phantoms-val4; do
-    python training/compare_models.py --data "$DATA/$seeds" --models "${SM[@]}"
-done
-python training/hard_negatives.py --data "$DATA/skullbase-q79" "$DATA/skullbase-q81" \
-    --classifiers "${SM[@]}"
-python training/hard_negatives.py --data "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
-    --classifiers "${SM[@]}"
+score_rule_r "${SM[@]}"
 # scored after the choice: the real series by fifth of the head, the test phantoms
 for W in 0.25 0.5 0.75; do
     python training/fp_by_level.py --phantoms "$DATA/phantoms-test2" \
