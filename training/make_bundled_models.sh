@@ -604,9 +604,9 @@ python training/occlusion_map.py "$DATA/skullbase-q81" --out runs/occlusion-skul
 # (training/trials/selection-r-rule.md, committed before either was trained; scoped to three
 # generators' validation seeds); 25 minutes each. As run, runs/bundled/densenet25d.keras was
 # export/from_onnx.py's of the bundled stage P (the same weights as runs/ft18)
-gen current ft-3700 45 3700 --thin-extent whole & gen current ft-3701 45 3701 --thin-extent whole &
+gen c65de83 ft-3700 45 3700 --thin-extent whole & gen c65de83 ft-3701 45 3701 --thin-extent whole &
 wait
-gen current phantoms-val7 24 78 --thin-extent whole
+gen c65de83 phantoms-val7 24 78 --thin-extent whole
 CLS_R="$CLS_P; then, from stage P's weights with batch normalisation frozen, on ft-3400, ft-3401 \
 and ft-3700, ft-3701 (a skull base of marrow in a cortex, walled sinuses and orbits, air-cell \
 septa, a clivus), --kernel-augment, --hu-shift 15, lr 3e-4 (stage R)"
@@ -642,6 +642,18 @@ for m in "${RM[@]}"; do
     done
 done
 python training/compare_models.py --data "$DATA/phantoms-test2" --models "${RM[@]}"
+python - "${RM[@]}" <<'PY'  # CQ500's flags at each of the three models' slice thresholds
+import sys
+
+import numpy as np
+
+import ichinfer
+
+for m in sys.argv[1:]:
+    series = ichinfer.classify("../shared/data/cq500-ct0", model=m).series[0]
+    p = np.array([s.probabilities["any"] for s in series.slices])
+    print(m, [(t, int((p >= t).sum())) for t in (0.488, 0.506, 0.602)])
+PY
 for n in 22 23; do
     python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir "runs/ft$n/models" \
         --real ../shared/data --only classify --out "runs/ft$n/evaluation-test2.json"
