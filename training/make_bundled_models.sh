@@ -62,9 +62,10 @@ gen() {  # gen COMMIT|current OUT STUDIES SEED [generator options]
     git worktree remove --force "$wt"
 }
 HN=(--positive-fraction 0 --thin-fraction 1 --thin-extent whole)  # bleed-free proxy folders
-finetune_cls() {  # finetune_cls INIT OUT NOTE DATA...: stages Q and R's recipe (25 minutes)
+finetune_cls() {  # finetune_cls INIT OUT NOTE DATA...: stages Q and R's recipe (25 minutes),
+    # at learning rate $LR where set (stage T), else 3e-4
     python training/train_classifier.py --data "${@:4}" --arch densenet25d --init "$1" \
-        --freeze-bn --lr 3e-4 --epochs 20 --time-budget 1500 --image-size 192 --hu-shift 15 \
+        --freeze-bn --lr "${LR:-3e-4}" --epochs 20 --time-budget 1500 --image-size 192 --hu-shift 15 \
         --kernel-augment --out "$2" --data-note "$3"
 }
 export_cls() {  # export_cls CHECKPOINT OUT: a classifier alone, slice thresholds on phantoms-val
@@ -676,5 +677,25 @@ for W in 0.25 0.5 0.75; do
         --real ../shared/data/cq500-ct0 --model "runs/soup-r-$W/models/densenet25d.onnx"
 done
 python training/compare_models.py --data "$DATA/phantoms-test2" --models "${SM[@]:0:4}"
+
+# T. stage R's fine-tune at a third of its learning rate (1e-4), and its control on the 2184482
+# folders alone (training/trials/selection-t-rule.md, committed before either was trained; the
+# folders of stage R's section). As run, runs/bundled/densenet25d.keras was export/from_onnx.py's
+# of the bundled stage P
+CLS_T="$CLS_P; then, from stage P's weights with batch normalisation frozen, on ft-3400, ft-3401 \
+and ft-3700, ft-3701 (a skull base of marrow in a cortex, walled sinuses and orbits, air-cell \
+septa, a clivus), --kernel-augment, --hu-shift 15, lr 1e-4 (stage T)"
+mkdir -p runs/ft24 runs/ft25
+LR=1e-4 finetune_cls runs/bundled/densenet25d.keras runs/ft24/densenet25d.keras "$CLS_T" \
+    "$DATA/ft-3400" "$DATA/ft-3401" "$DATA/ft-3700" "$DATA/ft-3701"
+LR=1e-4 finetune_cls runs/bundled/densenet25d.keras runs/ft25/densenet25d.keras \
+    "control for stage T (training/trials/selection-t-rule.md); never bundled" \
+    "$DATA/ft-3400" "$DATA/ft-3401"
+for n in 24 25; do
+    export_cls "runs/ft$n/densenet25d.keras" "runs/ft$n/models"
+done
+TM=(models/densenet25d.onnx runs/ft24/models/densenet25d.onnx runs/ft25/models/densenet25d.onnx
+    runs/ft22/models/densenet25d.onnx)
+score_rule_r "${TM[@]}"
 
 python export/model_card.py
