@@ -38,7 +38,8 @@
 #   R. commit c65de83's generator (a skull base of marrow in a cortex, walled sinuses and orbits,
 #      air-cell septa, a clivus): the classifier from stage P's weights on stage P's 2184482
 #      folders and two new ones: not bundled, its rule kept P;
-#   S. stage P's and R's weights averaged (no training): not bundled, its rule kept P.
+#   S. stage P's and R's weights averaged (no training): not bundled, its rule kept P;
+#   T. stage R's fine-tune at learning rate 1e-4 instead of 3e-4: not bundled, its rule kept P.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from a5c415a's (stage I's choice); test phantoms from
@@ -643,7 +644,9 @@ for m in "${RM[@]}"; do
     done
 done
 python training/compare_models.py --data "$DATA/phantoms-test2" --models "${RM[@]}"
-python - "${RM[@]}" <<'PY'  # CQ500's flags at each of the three models' slice thresholds
+cq500_at_thresholds() {  # CQ500's `any` flags of each model at stages P's, R's control's and R's
+    # slice thresholds
+    python - "$@" <<'PY'
 import sys
 
 import numpy as np
@@ -655,6 +658,8 @@ for m in sys.argv[1:]:
     p = np.array([s.probabilities["any"] for s in series.slices])
     print(m, [(t, int((p >= t).sum())) for t in (0.488, 0.506, 0.602)])
 PY
+}
+cq500_at_thresholds "${RM[@]}"
 for n in 22 23; do
     python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir "runs/ft$n/models" \
         --real ../shared/data --only classify --out "runs/ft$n/evaluation-test2.json"
@@ -697,5 +702,18 @@ done
 TM=(models/densenet25d.onnx runs/ft24/models/densenet25d.onnx runs/ft25/models/densenet25d.onnx
     runs/ft22/models/densenet25d.onnx)
 score_rule_r "${TM[@]}"
+# stage P stays (training/trials/selection-t.md: conditions 2 and 3 failed); nothing exported.
+# Scored after the choice: the real series and the bleed-free test phantoms by fifth of the head,
+# CQ500 at one threshold, the test phantoms, the known negatives
+for m in "${TM[@]}"; do
+    python training/fp_by_level.py --phantoms "$DATA/phantoms-test2" \
+        --real ../shared/data/cq500-ct0 --model "$m"
+done
+cq500_at_thresholds "${TM[@]}"
+python training/compare_models.py --data "$DATA/phantoms-test2" --models "${TM[@]}"
+for n in 24 25; do
+    python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir "runs/ft$n/models" \
+        --real ../shared/data --only classify --out "runs/ft$n/evaluation-test2.json"
+done
 
 python export/model_card.py
