@@ -17,7 +17,6 @@ import collections
 import json
 import os
 import platform
-import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,8 +30,8 @@ WARM_RUNS = 3
 def _shapes(entries: list[dict] | None) -> str:
     if not entries:
         return ""
-    return ", ".join("×".join(str(d) for d in next(iter(e.values()))) or "scalar"
-                     for e in entries if next(iter(e.values())))
+    shapes = (next(iter(e.values())) for e in entries)
+    return ", ".join("×".join(map(str, shape)) for shape in shapes if shape)  # scalars left out
 
 
 def profile(path: Path, runs: int) -> tuple[dict[str, float], list[tuple[float, str, str, str]]]:
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"{now}, {platform.node()} ({platform.processor() or platform.machine()}), onnxruntime "
           f"{ort.__version__}, one thread, batch 1, mean of {args.runs} runs "
-          f"(`{' '.join([Path(sys.argv[0]).name, *map(str, args.models)])}`)")
+          f"(`benchmarks/op_profile.py {' '.join(map(str, args.models))}`)")
     for path in args.models:
         by_type, nodes = profile(path, args.runs)
         total = sum(by_type.values())

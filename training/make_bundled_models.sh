@@ -66,8 +66,8 @@ HN=(--positive-fraction 0 --thin-fraction 1 --thin-extent whole)  # bleed-free p
 finetune_cls() {  # finetune_cls INIT OUT NOTE DATA...: stages Q and R's recipe (25 minutes),
     # at learning rate $LR where set (stage T), else 3e-4
     python training/train_classifier.py --data "${@:4}" --arch densenet25d --init "$1" \
-        --freeze-bn --lr "${LR:-3e-4}" --epochs 20 --time-budget 1500 --image-size 192 --hu-shift 15 \
-        --kernel-augment --out "$2" --data-note "$3"
+        --freeze-bn --lr "${LR:-3e-4}" --epochs 20 --time-budget 1500 --image-size 192 \
+        --hu-shift 15 --kernel-augment --out "$2" --data-note "$3"
 }
 export_cls() {  # export_cls CHECKPOINT OUT: a classifier alone, slice thresholds on phantoms-val
     python export/to_onnx.py --classifier "$1" --segmenter /nonexistent --seed-cnn /nonexistent \
