@@ -2,12 +2,12 @@
 
     .venv/bin/python benchmarks/op_profile.py models/seed_cnn.onnx models/seed_cnn.int8.onnx
 
-One slice at a time on one thread, as each of ichinfer's CPU lanes runs it
-(``ichinfer.runtime.Session``: all graph optimisations, no memory pattern), on a fixed random
-HU input (the kernels' time does not depend on the values). ``--runs`` timed runs after three
-untimed ones; prints per model the mean time per slice by operator type (after onnxruntime's
-graph rewrites, so e.g. ``ReorderInput`` and ``QLinearConv`` appear) and the ``--top`` slowest
-nodes with their input and output shapes. Decides nothing; prints Markdown.
+One slice at a time on one thread, as each of ichinfer's CPU lanes runs it (the session made
+with ``ichinfer.runtime.session_options``, as ``ichinfer.runtime.Session`` makes a lane's), on a
+fixed random HU input (the kernels' time does not depend on the values). ``--runs`` timed
+runs after three untimed ones; prints per model the mean time per slice by operator type (after
+onnxruntime's graph rewrites, so e.g. ``ReorderInput`` and ``QLinearConv`` appear) and the
+``--top`` slowest nodes with their input and output shapes. Decides nothing; prints Markdown.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ichinfer.runtime import session_options
+
 WARM_RUNS = 3
 
 
@@ -36,12 +38,7 @@ def _shapes(entries: list[dict] | None) -> str:
 
 def profile(path: Path, runs: int) -> tuple[dict[str, float], list[tuple[float, str, str, str]]]:
     """Mean seconds per slice by operator type, and per node (time, type, inputs, outputs)."""
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.enable_mem_pattern = False
-    opts.log_severity_level = 3
+    opts = session_options(1, ["CPUExecutionProvider"])  # a lane's session, as the runtime's
     with tempfile.TemporaryDirectory() as tmp:
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(tmp, "profile")

@@ -105,6 +105,24 @@ def cpu_cores(threads: int) -> int:
         return os.cpu_count() or 1
 
 
+def session_options(threads: int, providers: Sequence[str]) -> ort.SessionOptions:
+    """The options every ichinfer session is made with (``threads``: intra-op threads, 0 for
+    onnxruntime's default); ``benchmarks/op_profile.py`` profiles with the same."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    if providers[0] == "CPUExecutionProvider":
+        # no memory pattern: activations come from the arena tensor by tensor instead of
+        # one block planned per input shape. Measured on the bundled segmenter (2 cores,
+        # batch 8): 459 -> 248 MiB of extra peak memory, 98-102 ms per batch either way
+        opts.enable_mem_pattern = False
+    if _shared_cpu_arena():
+        opts.add_session_config_entry("session.use_env_allocators", "1")
+    return opts
+
+
 class Session:
     """One onnxruntime session and the :class:`ModelSpec` its metadata describes."""
 
@@ -141,18 +159,7 @@ class Session:
         self._pool: ThreadPoolExecutor | None = None
 
     def _load(self, threads: int) -> ort.InferenceSession:
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        if self._providers[0] == "CPUExecutionProvider":
-            # no memory pattern: activations come from the arena tensor by tensor instead of
-            # one block planned per input shape. Measured on the bundled segmenter (2 cores,
-            # batch 8): 459 -> 248 MiB of extra peak memory, 98-102 ms per batch either way
-            opts.enable_mem_pattern = False
-        if _shared_cpu_arena():
-            opts.add_session_config_entry("session.use_env_allocators", "1")
+        opts = session_options(threads, self._providers)
         try:
             return ort.InferenceSession(str(self._path), sess_options=opts,
                                         providers=self._providers)

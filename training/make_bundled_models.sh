@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# On 2 CPU cores, as run: about seven and a half hours of training (stages A to J, L, N, P, Q
-# and R: 58, 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26, 27 and 26 minutes; control runs of
-# 30, 25, 26 and 25 minutes besides) and about three hours of phantom generation, plus the
-# evaluations.
+# On 2 CPU cores, as run: about seven and three-quarter hours of training (stages A to J, L, N,
+# P, Q, R and T: 58, 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26, 27, 26 and 25 minutes;
+# control runs of 30, 25, 26, 25 and 25 minutes besides) and about three hours of phantom
+# generation, plus the evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in eighteen stages (stage O, not bundled, is in
+# The models grew with the phantom generator, in nineteen stages (stage O, not bundled, is in
 # training/trials/selection-o-rule.md), each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
