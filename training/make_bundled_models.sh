@@ -716,4 +716,19 @@ for n in 24 25; do
         --real ../shared/data --only classify --out "runs/ft$n/evaluation-test2.json"
 done
 
+# U. stage T's fine-tune with commit 2e9621c's ft-3200, ft-3201 (made above) mixed back in
+# (training/trials/selection-u-rule.md, committed before it was trained; stage T is its
+# comparison, no new control). As run, runs/bundled/densenet25d.keras was export/from_onnx.py's
+# of the bundled stage P
+CLS_U="$CLS_P; then, from stage P's weights with batch normalisation frozen, on ft-3200, ft-3201, \
+ft-3400, ft-3401 and ft-3700, ft-3701 (a skull base of marrow in a cortex, walled sinuses and \
+orbits, air-cell septa, a clivus), --kernel-augment, --hu-shift 15, lr 1e-4 (stage U)"
+mkdir -p runs/ft26
+LR=1e-4 finetune_cls runs/bundled/densenet25d.keras runs/ft26/densenet25d.keras "$CLS_U" \
+    "$DATA/ft-3200" "$DATA/ft-3201" "$DATA/ft-3400" "$DATA/ft-3401" "$DATA/ft-3700" \
+    "$DATA/ft-3701"
+export_cls runs/ft26/densenet25d.keras runs/ft26/models
+UM=(models/densenet25d.onnx runs/ft26/models/densenet25d.onnx runs/ft24/models/densenet25d.onnx)
+score_rule_r "${UM[@]}"
+
 python export/model_card.py
