@@ -271,8 +271,10 @@ def parity(model, path: Path, tolerance: float) -> float:
 # --- validation and quantization ------------------------------------------------------------
 
 
-def validation_batches(info: dict, data: Path, max_series: int | None):
-    """Validation inputs/targets from a data folder, built the way training built them."""
+def validation_batches(info: dict, data: Path, max_series: int | None, with_groups: bool = False):
+    """Validation inputs/targets from a data folder, built the way training built them; with
+    ``with_groups``, also each row's patient (``<folder>:<patient key>``), the unit a
+    resampled interval draws (:func:`ichinfer.metrics.series_bootstrap`)."""
     from training.data import load_rsna
     from training.datasets import build_inputs, classifier_samples, segmenter_samples
 
@@ -291,6 +293,9 @@ def validation_batches(info: dict, data: Path, max_series: int | None):
         x = build_inputs(series, samples, slab_mm=info["slab_mm"], context=info["context"])
         x = with_prior(x, info["context"])
         y = np.stack([series[si].masks[i] for si, i in samples])
+    if with_groups:
+        groups = np.asarray([f"{data}:{series[si].patient_key}" for si, _ in samples])
+        return x, y, groups
     return x, y
 
 

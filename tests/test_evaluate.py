@@ -144,6 +144,49 @@ def test_compare_models_mirror_rows(labelled_phantoms, tiny_model_dir, capsys):
     assert rows[2].split(" | ")[1:] == rows[3].split(" | ")[1:]
 
 
+def test_compare_models_paired_differences(labelled_phantoms, tiny_model_dir, capsys):
+    from training import compare_models
+
+    model = str(tiny_model_dir / "tiny_classifier.onnx")
+    assert compare_models.main(
+        ["--data", str(labelled_phantoms), "--paired", "--models", model, model]
+    ) == 0
+    out = capsys.readouterr().out
+    assert "2 000 paired draws of whole patients" in out
+    row = [r for r in out.splitlines() if r.startswith("| `")][-1]
+    cells = row.strip("| ").split(" | ")[1:]
+    assert len(cells) == len(LABELS) + 1
+    for cell in cells:  # a model against itself: nothing moves (NaN: a label the fixture lacks)
+        assert cell.startswith(("+0.000", "+nan")), cell
+        assert "[+0.000, +0.000]" in cell or "fewer than 3 patients" in cell
+    assert cells[0].startswith("+0.000")  # `any` is in the fixture
+
+
+def test_paired_cells_difference_and_interval():
+    import numpy as np
+
+    from ichinfer.metrics import roc_auc
+    from training.compare_models import paired_cells
+
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(20), 10)  # 20 patients of 10 slices
+    y = np.zeros((200, len(LABELS)))
+    y[:, 0] = np.repeat(np.arange(20) % 2, 10)  # `any` in 10 patients
+    y[:20, 1] = 1  # `epidural` in two patients only
+    y[:, 2:] = y[:, :1]
+    a = np.clip(0.35 * y + rng.random(y.shape) * 0.8, 0, 1)  # overlapping scores
+    b = a.copy()
+    b[:, 0] = 0.9 * y[:, 0] + 0.05  # perfect on `any`
+    cells = paired_cells(a, b, y, groups)
+    gain = roc_auc(y[:, 0], b[:, 0]) - roc_auc(y[:, 0], a[:, 0])
+    assert gain > 0.05
+    assert cells[0].startswith(f"{gain:+.3f} [")
+    low, high = (float(v) for v in cells[0].split("[")[1].rstrip("]").split(", "))
+    assert low <= gain <= high and low > 0  # b is better in every draw
+    assert cells[1] == "+0.000 (fewer than 3 patients)"  # epidural: two patients
+    assert cells[-1].endswith("(fewer than 3 patients)")  # so no interval for the mean
+
+
 def test_context_features_take_the_neighbours_by_distance():
     import numpy as np
 
