@@ -16,7 +16,8 @@ With ``--paired``, each later classifier's difference from the first follows, pe
 the mean of the labels, with a 95 % interval from 2 000 draws of whole patients with
 replacement, the same draws for both models (paired), so a rule's margin can be read against
 how far the validation folders can resolve it. A label found in fewer than three patients gets
-no interval (nor does the mean then): its AUC rests on too few bleeds to resample.
+no interval (nor does the mean then): its AUC rests on too few bleeds to resample; a last
+column gives the mean over the labels that do have one, with its interval.
 """
 
 from __future__ import annotations
@@ -135,13 +136,13 @@ def print_paired(scored: list, inputs: dict, digits: int = 3) -> None:
     print(f"Difference in AUC from `{first_path}` (later minus first), 95 % interval from "
           f"2 000 paired draws of whole patients; {len(set(groups))} patients")
     print()
-    print(f"| model | {' | '.join(LABELS)} | mean |")
-    print("|" + " --- |" * (len(LABELS) + 2))
-    print(f"| patients with the label | {' | '.join(map(str, positives))} | |")
+    print(f"| model | {' | '.join(LABELS)} | mean | mean of the labels with an interval |")
+    print("|" + " --- |" * (len(LABELS) + 3))
+    print(f"| patients with the label | {' | '.join(map(str, positives))} | | |")
     for path, key, prob in scored[1:]:
         if not np.array_equal(inputs[key][1], y):
             print(f"| `{path}` | not paired: its inputs differ from the first model's |"
-                  + " |" * len(LABELS))
+                  + " |" * (len(LABELS) + 1))
             continue
         print(f"| `{path}` | {' | '.join(paired_cells(first_prob, prob, y, groups, digits))} |")
     print()
@@ -150,9 +151,10 @@ def print_paired(scored: list, inputs: dict, digits: int = 3) -> None:
 def paired_cells(
     prob_a: np.ndarray, prob_b: np.ndarray, y: np.ndarray, groups: np.ndarray, digits: int = 3
 ) -> list[str]:
-    """Per label and for the labels' mean: AUC of ``prob_b`` minus that of ``prob_a`` on the
-    same rows, with the interval of :func:`ichinfer.metrics.series_interval` over ``groups``
-    where each label is found, and missing, in at least ``MIN_SERIES_FOR_INTERVAL`` groups."""
+    """Per label, for the labels' mean, and for the mean of the labels that get an interval:
+    AUC of ``prob_b`` minus that of ``prob_a`` on the same rows, with the interval of
+    :func:`ichinfer.metrics.series_interval` over ``groups`` where each label is found, and
+    missing, in at least ``MIN_SERIES_FOR_INTERVAL`` groups."""
     n = len(LABELS)
     auc_a = [weighted_auc(y[:, k], prob_a[:, k]) for k in range(n)]
     auc_b = [weighted_auc(y[:, k], prob_b[:, k]) for k in range(n)]
@@ -168,10 +170,23 @@ def paired_cells(
 
     cells = [cell(lambda w, k=k: auc_b[k](w) - auc_a[k](w), *about[k]) for k in range(n)]
 
-    def mean_diff(w):
-        return float(np.mean([f(w) for f in auc_b]) - np.mean([f(w) for f in auc_a]))
+    def mean_diff(labels):
+        def statistic(w):
+            return float(np.mean([auc_b[k](w) - auc_a[k](w) for k in labels]))
 
-    cells.append(cell(mean_diff, *(m for pair in about for m in pair)))
+        return statistic
+
+    cells.append(cell(mean_diff(range(n)), *(m for pair in about for m in pair)))
+    resolved = [
+        k for k in range(n)
+        if all(len(set(groups[m])) >= MIN_SERIES_FOR_INTERVAL for m in about[k])
+    ]
+    if not resolved:
+        return [*cells, "no label has an interval"]
+    names = ", ".join(LABELS[k] for k in resolved)
+    cells.append(
+        f"{cell(mean_diff(resolved), *(m for k in resolved for m in about[k]))} ({names})"
+    )
     return cells
 
 
