@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# On 2 CPU cores, as run: about seven and three-quarter hours of training (stages A to J, L, N,
-# P, Q, R and T: 58, 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26, 27, 26 and 25 minutes;
+# On 2 CPU cores, as run: about eight and a quarter hours of training (stages A to J, L, N,
+# P, Q, R, T and U: 58, 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26, 27, 26, 25 and 28 minutes;
 # control runs of 30, 25, 26, 25 and 25 minutes besides) and about three hours of phantom
 # generation, plus the evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in nineteen stages (stage O, not bundled, is in
+# The models grew with the phantom generator, in twenty stages (stage O, not bundled, is in
 # training/trials/selection-o-rule.md), each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
@@ -39,7 +39,9 @@
 #      air-cell septa, a clivus): the classifier from stage P's weights on stage P's 2184482
 #      folders and two new ones: not bundled, its rule kept P;
 #   S. stage P's and R's weights averaged (no training): not bundled, its rule kept P;
-#   T. stage R's fine-tune at learning rate 1e-4 instead of 3e-4: not bundled, its rule kept P.
+#   T. stage R's fine-tune at learning rate 1e-4 instead of 3e-4: not bundled, its rule kept P;
+#   U. stage T's fine-tune with commit 2e9621c's ft-3200, ft-3201 mixed back in: not bundled,
+#      its rule kept P.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from a5c415a's (stage I's choice); test phantoms from
@@ -730,5 +732,19 @@ LR=1e-4 finetune_cls runs/bundled/densenet25d.keras runs/ft26/densenet25d.keras 
 export_cls runs/ft26/densenet25d.keras runs/ft26/models
 UM=(models/densenet25d.onnx runs/ft26/models/densenet25d.onnx runs/ft24/models/densenet25d.onnx)
 score_rule_r "${UM[@]}"
+# stage P stays (training/trials/selection-u.md: conditions 2 and 3 failed); nothing exported.
+# Scored after the choice: the real series by fifth of the head, CQ500 at one threshold, the
+# test phantoms, the known negatives; then each candidate's paired difference from stage P with
+# its interval over patients, on every seed (with stage T's control and stage R)
+python training/fp_by_level.py --phantoms "$DATA/phantoms-test2" --real ../shared/data/cq500-ct0 \
+    --model runs/ft26/models/densenet25d.onnx
+cq500_at_thresholds "${UM[@]}"
+python training/compare_models.py --data "$DATA/phantoms-test2" --models "${UM[@]}"
+python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/ft26/models \
+    --real ../shared/data --only classify --out runs/ft26/evaluation-test2.json
+for seeds in phantoms-val7 phantoms-val phantoms-val4 phantoms-test2; do
+    python training/compare_models.py --data "$DATA/$seeds" --paired --models "${UM[@]}" \
+        runs/ft25/models/densenet25d.onnx runs/ft22/models/densenet25d.onnx
+done
 
 python export/model_card.py
