@@ -308,3 +308,37 @@ def test_skull_base_bone_is_cancellous_with_thin_walls_and_septa():
         inside = np.flatnonzero(row < -500.0)
         assert row[inside[0] - 5 : inside[0]].max() > 500.0, seed
         assert row[inside[-1] + 1 : inside[-1] + 6].max() > 500.0, seed
+
+
+def test_subtype_weights_choose_the_bleeds():
+    from training.synth_bleeds import SUBTYPES
+
+    only_epidural = [1, 0, 0, 0, 0]
+    for seed in range(8):
+        study = make_study(seed, size=32, positive=True, thin=False,
+                           subtype_weights=only_epidural)
+        assert study.params["subtypes"] == ["epidural"], seed
+    two = [0, 0, 1, 0, 1]  # a study carries at most the two subtypes that have a weight
+    drawn = {tuple(make_study(s, size=32, positive=True, thin=False,
+                              subtype_weights=two).params["subtypes"]) for s in range(12)}
+    assert drawn <= {("intraventricular",), ("subdural",), ("intraventricular", "subdural")}
+    assert len(drawn) > 1
+    assert set().union(*drawn) <= set(SUBTYPES)
+
+
+@pytest.mark.parametrize("weights", [[1, 1, 1, 1], [0, 0, 0, 0, 0], [1, -1, 1, 1, 1]])
+def test_bad_subtype_weights_are_refused_before_anything_is_written(tmp_path, weights, capsys):
+    from training.synth import main
+    from training.synth_bleeds import subtype_probabilities
+
+    with pytest.raises(ValueError, match="epidural, intraparenchymal"):
+        subtype_probabilities(weights)
+    with pytest.raises(ValueError, match="subtype weights"):
+        generate(tmp_path / "g", 1, 3, size=32, subtype_weights=weights)
+    assert not (tmp_path / "g").exists()
+    if len(weights) == 5:  # (argparse itself refuses four numbers)
+        with pytest.raises(SystemExit):
+            main(["--out", str(tmp_path / "c"), "--studies", "1", "--seed", "3",
+                  "--size", "32", "--subtype-weights", *map(str, weights)])
+        assert "subtype weights must be 5 non-negative numbers" in capsys.readouterr().err
+        assert not (tmp_path / "c").exists()

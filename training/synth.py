@@ -22,7 +22,15 @@ import numpy as np
 
 from training.pngio import write_png
 from training.synth_anatomy import F32, Fields, HeadModel, Lattice, sample_head
-from training.synth_bleeds import SUBTYPES, Bleed, paint_bleeds, sample_bleeds, true_volumes_ml
+from training.synth_bleeds import (
+    SUBTYPE_WEIGHTS,
+    SUBTYPES,
+    Bleed,
+    paint_bleeds,
+    sample_bleeds,
+    subtype_probabilities,
+    true_volumes_ml,
+)
 from training.synth_dicom import (
     ENCODINGS,
     SliceHeader,
@@ -239,11 +247,13 @@ def make_study(
     subtypes: tuple[str, ...] | None = None,
     mimics: bool | None = None,
     thin_extent: str = "partial",
+    subtype_weights=None,
 ) -> Study:
     """Generate one phantom series in memory (deterministic for `seed`).
 
     `positive`/`thin`/`mimics` default to random draws (55% positive, 25% thin, mimics on all
-    negatives and 40% of positives); `subtypes` forces the bleeds (names as in `SUBTYPES`).
+    negatives and 40% of positives); `subtypes` forces the bleeds (names as in `SUBTYPES`);
+    `subtype_weights` (one per subtype) replaces how often each is drawn (`SUBTYPE_WEIGHTS`).
     A thin series covers 25-40 mm about the bleed or the middle of the head, or with
     `thin_extent="whole"` the whole head, vertex to skull base, as real thin series do (and
     slower to make: 150-250 slices).
@@ -265,7 +275,9 @@ def make_study(
     pose, yaw, pitch, roll = _sample_pose(r_geo, np.random.default_rng([seed, 78]))
     tilt = 0.0 if r_geo.random() < 0.4 else float(r_geo.uniform(5, 25))
     pose = tilted_frame(pose, tilt)
-    bleeds = sample_bleeds(r_bleed, model, pose.gravity, subtypes) if positive else []
+    bleeds = (
+        sample_bleeds(r_bleed, model, pose.gravity, subtypes, subtype_weights) if positive else []
+    )
     det = float(np.prod(pose.scale))
     volume_ml, volumes_ml = true_volumes_ml(bleeds, model, voxel_scale=det)
 
@@ -566,6 +578,7 @@ def iter_studies(
     positive_fraction: float = 0.55,
     thin_fraction: float = 0.25,
     thin_extent: str = "partial",
+    subtype_weights=None,
 ) -> Iterator[tuple[int, Study]]:
     """Yield (index, study); study k depends only on (seed, k) and the settings."""
     for k in range(n_studies):
@@ -579,6 +592,7 @@ def iter_studies(
                 positive=positive,
                 thin=thin,
                 thin_extent=thin_extent,
+                subtype_weights=subtype_weights,
             ),
         )
 
@@ -592,8 +606,11 @@ def generate(
     positive_fraction: float = 0.55,
     thin_fraction: float = 0.25,
     thin_extent: str = "partial",
+    subtype_weights=None,
 ) -> list[StudyRecord]:
     """Write `n_studies` phantoms plus stage_2_train.csv and studies.csv under `out_dir`."""
+    if subtype_weights is not None:
+        subtype_probabilities(subtype_weights)  # a bad option fails before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = []
@@ -604,6 +621,7 @@ def generate(
         positive_fraction=positive_fraction,
         thin_fraction=thin_fraction,
         thin_extent=thin_extent,
+        subtype_weights=subtype_weights,
     ):
         records.append(write_study(study, out, study_index=k))
     write_label_csv(records, out / "stage_2_train.csv")
@@ -704,8 +722,22 @@ def main(argv: list[str] | None = None) -> int:
         default="partial",
         help="thin series: 25-40 mm about the bleed or mid-head (default), or the whole head",
     )
+    ap.add_argument(
+        "--subtype-weights",
+        type=float,
+        nargs=len(SUBTYPES),
+        metavar="W",
+        help="how often each subtype is drawn, in the order " + ", ".join(SUBTYPES)
+        + " (default " + " ".join(map(str, SUBTYPE_WEIGHTS)) + "); e.g. 1 1 1 1 1 for a "
+        "validation seed with the rare subtypes in more studies",
+    )
     ap.add_argument("--montage", type=Path, help="also write a montage PNG here")
     args = ap.parse_args(argv)
+    if args.subtype_weights is not None:
+        try:
+            subtype_probabilities(args.subtype_weights)
+        except ValueError as exc:
+            ap.error(str(exc))
     t0 = time.perf_counter()
     records = generate(
         args.out,
@@ -715,6 +747,7 @@ def main(argv: list[str] | None = None) -> int:
         positive_fraction=args.positive_fraction,
         thin_fraction=args.thin_fraction,
         thin_extent=args.thin_extent,
+        subtype_weights=args.subtype_weights,
     )
     if args.montage:
         make_montage(args.montage, args.seed, size=args.size)

@@ -249,20 +249,40 @@ def _sample_sah(rng, model) -> Bleed:
     )
 
 
+#: how often each subtype is drawn, in `SUBTYPES` order (EDH IPH IVH SAH SDH)
+SUBTYPE_WEIGHTS = (0.12, 0.26, 0.14, 0.22, 0.26)
+
+
+def subtype_probabilities(weights) -> np.ndarray:
+    """`weights` (one per `SUBTYPES`, non-negative, not all zero) as probabilities."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(SUBTYPES),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(
+            f"subtype weights must be {len(SUBTYPES)} non-negative numbers, not all zero "
+            f"({', '.join(SUBTYPES)}), got {list(np.ravel(weights))}"
+        )
+    return w / w.sum()
+
+
 def sample_bleeds(
     rng: np.random.Generator,
     model: HeadModel,
     gravity: np.ndarray,
     subtypes: tuple[str, ...] | None = None,
+    weights=None,
 ) -> list[Bleed]:
     """One to three haemorrhages; about a quarter of positives carry two or more subtypes.
 
     `gravity` holds the canonical coefficients of the world's downward axis (for fluid levels);
-    `subtypes` forces which bleeds appear (names from `SUBTYPES`).
+    `subtypes` forces which bleeds appear (names from `SUBTYPES`); `weights` (one per subtype)
+    replaces `SUBTYPE_WEIGHTS`, e.g. to raise the rare subtypes in a validation seed (a study
+    then carries at most as many subtypes as have a weight).
     """
-    weights = np.array([0.12, 0.26, 0.14, 0.22, 0.26])  # EDH IPH IVH SAH SDH
+    # the defaults as written (not renormalised), so default phantoms stay bit for bit as before
+    p = np.array(SUBTYPE_WEIGHTS) if weights is None else subtype_probabilities(weights)
     n = 1 if rng.random() < 0.75 else int(rng.choice([2, 3], p=[0.75, 0.25]))
-    kinds = rng.choice(np.arange(1, 6), size=n, replace=False, p=weights)
+    n = min(n, int(np.count_nonzero(p)))
+    kinds = rng.choice(np.arange(1, 6), size=n, replace=False, p=p)
     if subtypes:
         kinds = np.array([SUBTYPES.index(s) + 1 for s in subtypes])
     out = []
