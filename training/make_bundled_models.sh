@@ -747,4 +747,32 @@ for seeds in phantoms-val7 phantoms-val phantoms-val4 phantoms-test2; do
         runs/ft25/models/densenet25d.onnx runs/ft22/models/densenet25d.onnx
 done
 
+# After stage U: validation seeds for the next rule, from commit 1b05589's generator with the
+# five subtypes drawn equally, so that each label is in more than the one or two studies of the
+# earlier seeds (training/trials/selection-u.md); made and their labels counted, no model scored
+# on them yet
+gen 1b05589 phantoms-val8a 40 76 --thin-extent whole --subtype-weights 1 1 1 1 1 &
+gen 1b05589 phantoms-val8b 40 75 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait
+python - "$DATA/phantoms-val8a" "$DATA/phantoms-val8b" <<'PY'
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ichinfer import dicom
+from ichinfer.labels import LABELS
+from training.data import read_rsna_labels
+
+for d in map(Path, sys.argv[1:]):
+    labels = read_rsna_labels(d / "stage_2_train.csv")
+    series = dicom.scan(d / "stage_2_train").series
+    found = sum(
+        np.nanmax([labels[Path(s.path).name.removesuffix(".dcm")] for s in one.slices], axis=0) > 0
+        for one in series
+    )
+    print(d.name, len(series), "studies; with the label:", dict(zip(LABELS, map(int, found))))
+PY
+# as run (2026-12-07): val8a any 20, epidural 4, intraparenchymal 3, intraventricular 6,
+# subarachnoid 9, subdural 3 of 40 studies; val8b 19, 3, 3, 2, 9, 3 of 40
+
 python export/model_card.py
