@@ -63,6 +63,32 @@ def test_hard_negatives_counts_what_the_models_mark(tmp_path, tiny_model_dir, ca
     assert " 0 / " not in rows[1] and "mL" in rows[1]
 
 
+def test_hard_negatives_paired_difference(tmp_path, tiny_model_dir, capsys):
+    from pathlib import Path
+
+    from training import hard_negatives
+    from training.synth import generate
+
+    generate(tmp_path / "neg", 2, 5, size=64, positive_fraction=0.0, thin_fraction=0.0)
+    model = str(tiny_model_dir / "tiny_classifier.onnx")
+    assert hard_negatives.main(
+        ["--data", str(tmp_path / "neg"), "--paired", "--classifiers", model, model]
+    ) == 0
+    out = capsys.readouterr().out
+    assert "paired draws of the 2 series" in out
+    assert out.splitlines()[-2] == f"| `{model}` | +0 [+0, +0] |"  # itself: nothing moves
+
+    # four series of five slices; the later model flags all of the first series only
+    groups = np.repeat(["s0", "s1", "s2", "s3"], 5)
+    first = np.zeros(20, dtype=bool)
+    later = groups == "s0"
+    row = hard_negatives.paired_row(Path("m"), first, later, groups)
+    assert row.startswith("| `m` | +5 [")
+    low, high = (float(v) for v in row.split("[")[1].split("]")[0].split(", "))
+    # one series holds every extra flag: a draw without it (a third of draws) adds none
+    assert low == 0 and high >= 10
+
+
 def test_precision_study_scores_and_times_every_variant(labelled_phantoms, tiny_model_dir,
                                                        capsys):
     from training import precision_study
