@@ -735,7 +735,8 @@ score_rule_r "${UM[@]}"
 # stage P stays (training/trials/selection-u.md: conditions 2 and 3 failed); nothing exported.
 # Scored after the choice: the real series by fifth of the head, CQ500 at one threshold, the
 # test phantoms, the known negatives; then each candidate's paired difference from stage P with
-# its interval over patients, on every seed (with stage T's control and stage R)
+# its interval over patients, on every seed, and over series, on the proxy pairs (with stage T's
+# control and stage R)
 python training/fp_by_level.py --phantoms "$DATA/phantoms-test2" --real ../shared/data/cq500-ct0 \
     --model runs/ft26/models/densenet25d.onnx
 cq500_at_thresholds "${UM[@]}"
@@ -745,6 +746,10 @@ python training/evaluate.py --data "$DATA/phantoms-test2" --model-dir runs/ft26/
 for seeds in phantoms-val7 phantoms-val phantoms-val4 phantoms-test2; do
     python training/compare_models.py --data "$DATA/$seeds" --paired --models "${UM[@]}" \
         runs/ft25/models/densenet25d.onnx runs/ft22/models/densenet25d.onnx
+done
+for pair in skullbase hardneg; do
+    python training/hard_negatives.py --data "$DATA/$pair-q79" "$DATA/$pair-q81" --paired \
+        --classifiers "${UM[@]}" runs/ft25/models/densenet25d.onnx runs/ft22/models/densenet25d.onnx
 done
 
 # After stage U: validation seeds for the next rule, from commit 1b05589's generator with the
