@@ -161,33 +161,28 @@ def paired_cells(
     ones = np.ones(len(y))
     about = [[y[:, k] == 1, y[:, k] == 0] for k in range(n)]
 
-    def cell(statistic, *masks) -> str:
-        d = statistic(ones)
-        low, high = series_interval(statistic, groups, *masks)
-        if np.isnan(low):
-            return f"{d:+.{digits}f} (fewer than {MIN_SERIES_FOR_INTERVAL} patients)"
-        return f"{d:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
-
-    cells = [cell(lambda w, k=k: auc_b[k](w) - auc_a[k](w), *about[k]) for k in range(n)]
-
     def mean_diff(labels):
         def statistic(w):
             return float(np.mean([auc_b[k](w) - auc_a[k](w) for k in labels]))
 
         return statistic
 
-    cells.append(cell(mean_diff(range(n)), *(m for pair in about for m in pair)))
-    resolved = [
-        k for k in range(n)
-        if all(len(set(groups[m])) >= MIN_SERIES_FOR_INTERVAL for m in about[k])
-    ]
+    def figure(statistic, *masks) -> tuple[float, float, float]:
+        return (statistic(ones), *series_interval(statistic, groups, *masks))
+
+    def text(d: float, low: float, high: float) -> str:
+        if np.isnan(low):
+            return f"{d:+.{digits}f} (fewer than {MIN_SERIES_FOR_INTERVAL} patients)"
+        return f"{d:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+    per_label = [figure(mean_diff([k]), *about[k]) for k in range(n)]
+    cells = [text(*f) for f in per_label]
+    cells.append(text(*figure(mean_diff(range(n)), *(m for pair in about for m in pair))))
+    resolved = [k for k, (_, low, _) in enumerate(per_label) if not np.isnan(low)]
     if not resolved:
         return [*cells, "no label has an interval"]
-    names = ", ".join(LABELS[k] for k in resolved)
-    cells.append(
-        f"{cell(mean_diff(resolved), *(m for k in resolved for m in about[k]))} ({names})"
-    )
-    return cells
+    mean = figure(mean_diff(resolved), *(m for k in resolved for m in about[k]))
+    return [*cells, f"{text(*mean)} ({', '.join(LABELS[k] for k in resolved)})"]
 
 
 def classifier_cells(prob: np.ndarray, y: np.ndarray, digits: int = 3) -> list[str]:
