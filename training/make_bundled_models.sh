@@ -7,7 +7,7 @@
 # generation, plus the evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in twenty stages (stage O, not bundled, is in
+# The models grew with the phantom generator, in twenty-one stages (stage O, not bundled, is in
 # training/trials/selection-o-rule.md), each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
@@ -41,7 +41,9 @@
 #   S. stage P's and R's weights averaged (no training): not bundled, its rule kept P;
 #   T. stage R's fine-tune at learning rate 1e-4 instead of 3e-4: not bundled, its rule kept P;
 #   U. stage T's fine-tune with commit 2e9621c's ft-3200, ft-3201 mixed back in: not bundled,
-#      its rule kept P.
+#      its rule kept P;
+#   V. stage U against P again on two seeds with the subtypes drawn equally (no training): not
+#      bundled, its rule kept P.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from a5c415a's (stage I's choice); test phantoms from
@@ -779,5 +781,18 @@ for d in map(Path, sys.argv[1:]):
 PY
 # as run (2026-12-07): val8a any 20, epidural 4, intraparenchymal 3, intraventricular 6,
 # subarachnoid 9, subdural 3 of 40 studies; val8b 19, 3, 3, 2, 9, 3 of 40
+
+# V. stage U against stage P on those two seeds together, one paired comparison, no training
+# (training/trials/selection-v-rule.md, committed before any model was scored on them): the
+# six-label mean gain's interval reached below zero, stage P stays (training/trials/selection-v.md);
+# nothing exported. Then, changing nothing, the candidates of stages P to U side by side
+python training/compare_models.py --data "$DATA/phantoms-val8a" "$DATA/phantoms-val8b" --paired \
+    --models models/densenet25d.onnx runs/ft26/models/densenet25d.onnx
+python training/compare_models.py --data "$DATA/phantoms-val8a" "$DATA/phantoms-val8b" --paired \
+    --digits 4 --models models/densenet25d.onnx runs/ft26/models/densenet25d.onnx
+for seeds in "phantoms-val8a phantoms-val8b" phantoms-val8a phantoms-val8b; do
+    python training/compare_models.py --data $(printf "$DATA/%s " $seeds) --models "${UM[@]}" \
+        runs/ft22/models/densenet25d.onnx runs/ft25/models/densenet25d.onnx
+done
 
 python export/model_card.py
