@@ -111,15 +111,21 @@ def weighted_auc(y_true: np.ndarray, y_score: np.ndarray):
     return auc
 
 
+#: how many draws :func:`series_bootstrap` makes unless told otherwise
+RESAMPLES = 2000
+#: :data:`RESAMPLES` as reports write it ("2 000")
+RESAMPLES_TEXT = f"{RESAMPLES:,}".replace(",", " ")
 #: what :func:`series_interval` gives, in words (for reports)
-SERIES_INTERVAL = "95 % percentile interval, 2 000 draws of whole series with replacement (seed 0)"
+SERIES_INTERVAL = (
+    f"95 % percentile interval, {RESAMPLES_TEXT} draws of whole series with replacement (seed 0)"
+)
 
 
 def series_bootstrap(
     statistic,
     groups: np.ndarray,
     *,
-    resamples: int = 2000,
+    resamples: int = RESAMPLES,
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float, int]:

@@ -35,6 +35,7 @@ from export.to_onnx import predict, validation_batches  # noqa: E402
 from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import (  # noqa: E402
     MIN_SERIES_FOR_INTERVAL,
+    RESAMPLES_TEXT,
     dice,
     roc_auc,
     series_interval,
@@ -134,7 +135,7 @@ def print_paired(scored: list, inputs: dict, digits: int = 3) -> None:
     _, y, groups = inputs[first_key]
     positives = [len(set(groups[y[:, k] == 1])) for k in range(len(LABELS))]
     print(f"Difference in AUC from `{first_path}` (later minus first), 95 % interval from "
-          f"2 000 paired draws of whole patients; {len(set(groups))} patients")
+          f"{RESAMPLES_TEXT} paired draws of whole patients; {len(set(groups))} patients")
     print()
     print(f"| model | {' | '.join(LABELS)} | mean | mean of the labels with an interval |")
     print("|" + " --- |" * (len(LABELS) + 3))

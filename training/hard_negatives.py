@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import ichinfer  # noqa: E402
-from ichinfer.metrics import series_bootstrap  # noqa: E402
+from ichinfer.metrics import RESAMPLES_TEXT, series_bootstrap  # noqa: E402
 from training.data import read_rsna_labels  # noqa: E402
 
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.paired and len(scored) > 1:
             first_path, first, groups = scored[0]
             print(f"| classifier | slices flagged minus `{first_path}`'s, 95 % interval from "
-                  f"2 000 paired draws of the {len(set(groups))} series |")
+                  f"{RESAMPLES_TEXT} paired draws of the {len(set(groups))} series |")
             print("| --- | --- |")
             for path, flags, _ in scored[1:]:
                 print(paired_row(path, first, flags, groups))
