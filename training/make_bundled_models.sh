@@ -7,7 +7,7 @@
 # generation, plus the evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in twenty-one stages (stage O, not bundled, is in
+# The models grew with the phantom generator, in twenty-two stages (stage O, not bundled, is in
 # training/trials/selection-o-rule.md), each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
@@ -43,7 +43,8 @@
 #   U. stage T's fine-tune with commit 2e9621c's ft-3200, ft-3201 mixed back in: not bundled,
 #      its rule kept P;
 #   V. stage U against P again on two seeds with the subtypes drawn equally (no training): not
-#      bundled, its rule kept P.
+#      bundled, its rule kept P;
+#   W. the same on 200 new studies, the last look (no training): its rule kept P, U dropped.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from a5c415a's (stage I's choice); test phantoms from
@@ -794,5 +795,22 @@ for seeds in "phantoms-val8a phantoms-val8b" phantoms-val8a phantoms-val8b; do
     python training/compare_models.py --data $(printf "$DATA/%s " $seeds) --models "${UM[@]}" \
         runs/ft22/models/densenet25d.onnx runs/ft25/models/densenet25d.onnx
 done
+
+# W. the same question once more, the last look, on 200 new studies (training/trials/
+# selection-w-rule.md, committed before these seeds were made): the interval reached below zero
+# again, stage P stays and stage U is dropped (training/trials/selection-w.md); nothing exported
+gen 1b05589 phantoms-val9a 100 74 --thin-extent whole --subtype-weights 1 1 1 1 1 &
+gen 1b05589 phantoms-val9b 100 73 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait
+python training/compare_models.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" --paired \
+    --digits 4 --models models/densenet25d.onnx runs/ft26/models/densenet25d.onnx
+# scored after the choice: the candidates side by side; stage P on each seed alone; where it
+# loses, by the bleed's area
+python training/compare_models.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" \
+    --models "${UM[@]}" runs/ft22/models/densenet25d.onnx runs/ft25/models/densenet25d.onnx
+for seeds in phantoms-val9a phantoms-val9b; do
+    python training/compare_models.py --data "$DATA/$seeds" --models models/densenet25d.onnx
+done
+python training/auc_by_size.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" \
+    --model models/densenet25d.onnx
 
 python export/model_card.py
