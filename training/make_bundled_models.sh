@@ -761,7 +761,8 @@ done
 # on them yet
 gen 1b05589 phantoms-val8a 40 76 --thin-extent whole --subtype-weights 1 1 1 1 1 &
 gen 1b05589 phantoms-val8b 40 75 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait
-python - "$DATA/phantoms-val8a" "$DATA/phantoms-val8b" <<'PY'
+count_labels() {  # count_labels FOLDER...: studies per folder, and how many hold each label
+python - "$@" <<'PY'
 import sys
 from pathlib import Path
 
@@ -780,6 +781,8 @@ for d in map(Path, sys.argv[1:]):
     )
     print(d.name, len(series), "studies; with the label:", dict(zip(LABELS, map(int, found))))
 PY
+}
+count_labels "$DATA/phantoms-val8a" "$DATA/phantoms-val8b"
 # as run (2026-12-07): val8a any 20, epidural 4, intraparenchymal 3, intraventricular 6,
 # subarachnoid 9, subdural 3 of 40 studies; val8b 19, 3, 3, 2, 9, 3 of 40
 
@@ -801,6 +804,9 @@ done
 # again, stage P stays and stage U is dropped (training/trials/selection-w.md); nothing exported
 gen 1b05589 phantoms-val9a 100 74 --thin-extent whole --subtype-weights 1 1 1 1 1 &
 gen 1b05589 phantoms-val9b 100 73 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait
+count_labels "$DATA/phantoms-val9a" "$DATA/phantoms-val9b"
+# as run: val9a any 58, epidural 14, intraparenchymal 14, intraventricular 10, subarachnoid 19,
+# subdural 20 of 100 studies; val9b 53, 14, 23, 14, 11, 9 of 100
 python training/compare_models.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" --paired \
     --digits 4 --models models/densenet25d.onnx runs/ft26/models/densenet25d.onnx
 # scored after the choice: the candidates side by side; stage P on each seed alone; where it
@@ -812,5 +818,15 @@ for seeds in phantoms-val9a phantoms-val9b; do
 done
 python training/auc_by_size.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" \
     --model models/densenet25d.onnx
+
+# After stage W: two more seeds of 100 studies for the next candidate's rule (about 200 studies
+# per look, training/trials/selection-w.md); made and their labels counted, no model scored on
+# them
+gen 1b05589 phantoms-val10a 100 72 --thin-extent whole --subtype-weights 1 1 1 1 1 &
+gen 1b05589 phantoms-val10b 100 71 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait
+count_labels "$DATA/phantoms-val10a" "$DATA/phantoms-val10b"
+# as run (2026-12-07, 1 426 s and 1 557 s side by side): val10a any 51, epidural 14,
+# intraparenchymal 20, intraventricular 13, subarachnoid 14, subdural 11 of 100 studies (7 710
+# slices); val10b 55, 12, 10, 14, 24, 17 of 100 (8 574 slices)
 
 python export/model_card.py
