@@ -809,13 +809,15 @@ count_labels "$DATA/phantoms-val9a" "$DATA/phantoms-val9b"
 # subdural 20 of 100 studies; val9b 53, 14, 23, 14, 11, 9 of 100
 python training/compare_models.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" --paired \
     --digits 4 --models models/densenet25d.onnx runs/ft26/models/densenet25d.onnx
-# scored after the choice: the candidates side by side; stage P on each seed alone; where it
-# loses, by the bleed's area
+# scored after the choice: the candidates side by side; stage P on each seed alone; the
+# baseline against it, paired; where it loses, by the bleed's area
 python training/compare_models.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" \
     --models "${UM[@]}" runs/ft22/models/densenet25d.onnx runs/ft25/models/densenet25d.onnx
 for seeds in phantoms-val9a phantoms-val9b; do
     python training/compare_models.py --data "$DATA/$seeds" --models models/densenet25d.onnx
 done
+python training/compare_models.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" --paired \
+    --models models/densenet25d.onnx models/seed_cnn.onnx
 python training/auc_by_size.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" \
     --model models/densenet25d.onnx
 
