@@ -220,6 +220,24 @@ def test_paired_cells_difference_and_interval():
     )
 
 
+def test_print_paired_refuses_rows_of_other_patients(capsys):
+    import numpy as np
+
+    from training.compare_models import print_paired
+
+    rng = np.random.default_rng(2)
+    y = np.zeros((40, len(LABELS)))
+    y[::2] = 1
+    groups = np.repeat(np.array([f"p{i}" for i in range(8)]), 5)
+    shuffled = groups[::-1].copy()  # the same targets, but rows of other patients
+    prob = rng.random(y.shape)
+    inputs = {"a": (None, y, groups), "b": (None, y, groups), "c": (None, y, shuffled)}
+    print_paired([("A", "a", prob), ("B", "b", prob), ("C", "c", prob)], inputs)
+    out = capsys.readouterr().out
+    assert "| `B` | +0.000 [" in out
+    assert "| `C` | not paired: its inputs differ from the first model's |" in out
+
+
 def test_context_features_take_the_neighbours_by_distance():
     import numpy as np
 

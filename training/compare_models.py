@@ -141,7 +141,8 @@ def print_paired(scored: list, inputs: dict, digits: int = 3) -> None:
     print("|" + " --- |" * (len(LABELS) + 3))
     print(f"| patients with the label | {' | '.join(map(str, positives))} | | |")
     for path, key, prob in scored[1:]:
-        if not np.array_equal(inputs[key][1], y):
+        _, y_b, groups_b = inputs[key]
+        if not (np.array_equal(y_b, y) and np.array_equal(groups_b, groups)):
             print(f"| `{path}` | not paired: its inputs differ from the first model's |"
                   + " |" * (len(LABELS) + 1))
             continue

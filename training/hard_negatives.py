@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| classifier | slices flagged minus `{first_path}`'s, 95 % interval from "
                   f"{RESAMPLES_TEXT} paired draws of the {len(set(groups))} series |")
             print("| --- | --- |")
-            for path, flags, _ in scored[1:]:
+            for path, flags, groups_b in scored[1:]:
+                if not np.array_equal(groups_b, groups):  # other series, or other slice counts
+                    print(f"| `{path}` | not paired: its slices differ from the first's |")
+                    continue
                 print(paired_row(path, first, flags, groups))
             print()
     if args.segmenters:
