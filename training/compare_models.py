@@ -13,11 +13,11 @@ between candidate checkpoints, and a segmenter's threshold, on validation data o
 test phantoms or the real scans).
 
 With ``--paired``, each later classifier's difference from the first follows, per label and in
-the mean of the labels, with a 95 % interval from 2 000 draws of whole patients with
-replacement, the same draws for both models (paired), so a rule's margin can be read against
-how far the validation folders can resolve it. A label found in fewer than three patients gets
-no interval (nor does the mean then): its AUC rests on too few bleeds to resample; a last
-column gives the mean over the labels that do have one, with its interval.
+the mean of the labels, with a 95 % interval from ``ichinfer.metrics.RESAMPLES`` draws of
+whole patients with replacement, the same draws for both models (paired), so a rule's margin
+can be read against how far the validation folders can resolve it. A label found in fewer than
+three patients gets no interval (nor does the mean then): its AUC rests on too few bleeds to
+resample; a last column gives the mean over the labels that do have one, with its interval.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ Every slice of the folders must be bleed-free (checked against their ``stage_2_t
 Per classifier: slices at or above its own ``any`` slice threshold, and series whose verdict
 says ``any``; per segmenter: slices with any mask and the volume marked. All of it is false.
 With ``--paired``, each later classifier's flagged slices minus the first's follow, with a
-95 % interval from 2 000 paired draws of whole series (a few series hold most flags).
+95 % interval from ``ichinfer.metrics.RESAMPLES`` paired draws of whole series (a few series
+hold most flags).
 """
 
 from __future__ import annotations
