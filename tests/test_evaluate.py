@@ -156,6 +156,22 @@ def test_auc_by_size_bins_every_bleeding_slice_once(labelled_phantoms, tiny_mode
     assert int(rows[0].split(" | ")[1].split(",")[0]) > 0  # the fixture has bleeding slices
 
 
+def test_auc_by_size_splits_series_by_thickness(labelled_phantoms, tiny_model_dir, capsys):
+    from training import auc_by_size
+
+    model = str(tiny_model_dir / "tiny_classifier.onnx")
+    assert auc_by_size.main(["--data", str(labelled_phantoms), "--model", model,
+                             "--thin-below", "5.5"]) == 0
+    out = capsys.readouterr().out
+    whole, thin, thick = out.split("\nSeries ")
+    rows = [r for r in whole.splitlines() if r.startswith("| ")]
+    n = int(whole.split(": ")[1].split()[0])
+    # the fixture's series are all 5 mm: every slice is in the thinner group, none in the other
+    assert thin.startswith(f"thinner than 5.5 mm: {n} slices")
+    assert [r for r in thin.splitlines() if r.startswith("| ")] == rows
+    assert thick.startswith("5.5 mm or thicker: 0 slices")
+
+
 def test_compare_models_mirror_rows(labelled_phantoms, tiny_model_dir, capsys):
     from training import compare_models
 

@@ -1,7 +1,7 @@
 """Which bleeds does a classifier miss? Slice AUC per label, by the bleed's area on the slice.
 
     python training/auc_by_size.py --data data/phantoms-test2 data/phantoms-val4 \
-        --model models/densenet25d.onnx [--bins 0 30 100 300]
+        --model models/densenet25d.onnx [--bins 0 30 100 300] [--thin-below 2]
 
 Runs the classifier through the runtime (as ``ichinfer classify`` does: slabs, thin series
 sampled) on phantom folders in the RSNA layout with their ``masks/`` (``training/synth.py``
@@ -9,8 +9,8 @@ output). A slice's area for a label is the generator's painted mask of that subt
 slice (all subtypes for ``any``), in mm² by its series' pixel spacing in ``studies.csv``. For
 each area bin, the AUC of the slices with that label and an area in the bin against every slice
 without the label, so a bin says how well the bleeds of that size are told apart from
-bleed-free slices. Only prints
-from ``main``.
+bleed-free slices. ``--thin-below MM`` adds the same table for the series thinner than MM
+(``slice_thickness_mm`` in ``studies.csv``) and for the rest. Only prints from ``main``.
 """
 
 from __future__ import annotations
@@ -40,24 +40,34 @@ def slice_areas_mm2(mask: np.ndarray, pixel_spacing_mm: float) -> np.ndarray:
 
 def pixel_spacings(folder: Path) -> dict[str, float]:
     """Each series' pixel spacing in mm, from the generator's ``studies.csv``."""
+    return {uid: spacing for uid, (spacing, _) in series_geometry(folder).items()}
+
+
+def series_geometry(folder: Path) -> dict[str, tuple[float, float]]:
+    """Each series' (pixel spacing, slice thickness) in mm, from the generator's
+    ``studies.csv``."""
     with open(folder / "studies.csv", newline="") as fh:
-        return {row["SeriesInstanceUID"]: float(row["pixel_spacing_mm"])
+        return {row["SeriesInstanceUID"]: (float(row["pixel_spacing_mm"]),
+                                           float(row["slice_thickness_mm"]))
                 for row in csv.DictReader(fh)}
 
 
-def collect(clf: ichinfer.Classifier, folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probabilities, truth, areas in mm²), each (slices, 6), for every slice of ``folder``."""
+def collect(clf: ichinfer.Classifier, folder: Path
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(probabilities, truth, areas in mm²), each (slices, 6), and each slice's series' slice
+    thickness in mm, for every slice of ``folder``."""
     labels = read_rsna_labels(folder / "stage_2_train.csv")
-    spacings = pixel_spacings(folder)
-    probs, truth, areas = [], [], []
+    geometry = series_geometry(folder)
+    probs, truth, areas, thickness = [], [], [], []
     for series in clf.classify(folder / "stage_2_train").series:
-        spacing = spacings[series.series_uid]
+        spacing, thick = geometry[series.series_uid]
         for s in series.slices:
             stem = slice_id(s.path)
             probs.append([s.probabilities[k] for k in LABELS])
             truth.append(labels[stem])
             areas.append(slice_areas_mm2(slice_mask(folder, s.path), spacing))
-    return np.array(probs), np.array(truth), np.array(areas)
+            thickness.append(thick)
+    return np.array(probs), np.array(truth), np.array(areas), np.array(thickness)
 
 
 def bin_names(bins: Sequence[float]) -> list[str]:
@@ -101,14 +111,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, default=None, help="classifier ONNX (default: bundled)")
     p.add_argument("--bins", type=float, nargs="+", default=[0.0, 30.0, 100.0, 300.0],
                    help="lower edges of the area bins, mm²")
+    p.add_argument("--thin-below", type=float, default=None, metavar="MM",
+                   help="also one table for the series thinner than this and one for the rest "
+                        "(each against its own bleed-free slices)")
     args = p.parse_args(argv)
     clf = ichinfer.Classifier(args.model)
     parts = [collect(clf, folder) for folder in args.data]
-    probs, truth, areas = (np.concatenate(x) for x in zip(*parts, strict=True))
+    probs, truth, areas, thickness = (np.concatenate(x) for x in zip(*parts, strict=True))
     print(f"{clf.spec.describe()['file']}: {len(truth)} slices of "
           + ", ".join(str(d) for d in args.data))
     print("Each cell: bleeding slices in the bin, their AUC against all slices without the label.")
     print(table(probs, truth, areas, args.bins))
+    if args.thin_below is not None:
+        thin = thickness < args.thin_below
+        for name, keep in ((f"thinner than {args.thin_below:g} mm", thin),
+                           (f"{args.thin_below:g} mm or thicker", ~thin)):
+            print(f"\nSeries {name}: {int(keep.sum())} slices")
+            print(table(probs[keep], truth[keep], areas[keep], args.bins))
     return 0
 
 
