@@ -819,7 +819,7 @@ done
 python training/compare_models.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" --paired \
     --models models/densenet25d.onnx models/seed_cnn.onnx
 python training/auc_by_size.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" \
-    --model models/densenet25d.onnx
+    --model models/densenet25d.onnx --thin-below 2  # the split by thickness: a later session's
 
 # After stage W: two more seeds of 100 studies for the next candidate's rule (about 200 studies
 # per look, training/trials/selection-w.md); made and their labels counted, no model scored on
@@ -830,5 +830,21 @@ count_labels "$DATA/phantoms-val10a" "$DATA/phantoms-val10b"
 # as run (2026-12-07, 1 426 s and 1 557 s side by side): val10a any 51, epidural 14,
 # intraparenchymal 20, intraventricular 13, subarachnoid 14, subdural 11 of 100 studies (7 710
 # slices); val10b 55, 12, 10, 14, 24, 17 of 100 (8 574 slices)
+
+# X. stage T's fine-tune with two folders of the current generator added, the subtypes drawn
+# equally (training/trials/selection-x-rule.md, committed after these folders were made and
+# before the model was trained or any model scored on phantoms-val10a/-10b). As run,
+# runs/bundled/densenet25d.keras was export/from_onnx.py's of the bundled stage P
+gen 1b05589 ft-3800 45 3800 --thin-extent whole --subtype-weights 1 1 1 1 1 &
+gen 1b05589 ft-3801 45 3801 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait
+CLS_X="$CLS_P; then, from stage P's weights with batch normalisation frozen, on ft-3400, ft-3401, \
+ft-3700, ft-3701 (a skull base of marrow in a cortex, walled sinuses and orbits, air-cell septa, \
+a clivus) and ft-3800, ft-3801 (the five subtypes drawn equally), --kernel-augment, --hu-shift \
+15, lr 1e-4 (stage X)"
+mkdir -p runs/ft27
+LR=1e-4 finetune_cls runs/bundled/densenet25d.keras runs/ft27/densenet25d.keras "$CLS_X" \
+    "$DATA/ft-3400" "$DATA/ft-3401" "$DATA/ft-3700" "$DATA/ft-3701" "$DATA/ft-3800" \
+    "$DATA/ft-3801"
+export_cls runs/ft27/densenet25d.keras runs/ft27/models
 
 python export/model_card.py
