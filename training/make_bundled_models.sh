@@ -62,10 +62,12 @@ gen() {  # gen COMMIT|current OUT STUDIES SEED [generator options]
     fi
     local wt
     wt=$(mktemp -d)
-    git worktree add --detach "$wt" "$1" >/dev/null
+    # one worktree change at a time: three gens started together once lost a folder to git's
+    # race on .git/worktrees (2026-12-07), and `& wait` does not stop the script for it
+    flock "$ROOT/.git/ichinfer-gen.lock" git worktree add --detach "$wt" "$1" >/dev/null
     (cd "$wt" && python -m training.synth --out "$ROOT/$DATA/$2" --studies "$3" --seed "$4" \
         "${@:5}")
-    git worktree remove --force "$wt"
+    flock "$ROOT/.git/ichinfer-gen.lock" git worktree remove --force "$wt"
 }
 HN=(--positive-fraction 0 --thin-fraction 1 --thin-extent whole)  # bleed-free proxy folders
 finetune_cls() {  # finetune_cls INIT OUT NOTE DATA...: stages Q and R's recipe (25 minutes),
