@@ -193,9 +193,12 @@ def model_rows(manifest: dict) -> list[str]:
 
 
 def quant_rows(manifest: dict) -> list[str]:
+    """Each quantization check: float32's and int8's figure, and the largest change from one to
+    the other (for a classifier the label that lost most, which the export's rule judges, as
+    the lowest AUC alone can hide it)."""
     rows = [
-        "| model | float32 (validation) | int8 (validation) | kept |",
-        "| --- | --- | --- | --- |",
+        "| model | float32 (validation) | int8 (validation) | largest change | kept |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name, e in sorted(manifest["models"].items()):
         q = e.get("quantization")
@@ -203,9 +206,13 @@ def quant_rows(manifest: dict) -> list[str]:
             continue
         if "min_auc" in q["fp32"]:
             a, b = f"min AUC {f3(q['fp32']['min_auc'])}", f"min AUC {f3(q['int8']['min_auc'])}"
+            fp32, int8 = q["fp32"]["auc"], q["int8"]["auc"]
+            worst = min(fp32, key=lambda k: int8[k] - fp32[k])
+            change = f"{int8[worst] - fp32[worst]:+.3f} ({worst})"
         else:
             a, b = f"Dice {f3(q['fp32']['dice_pooled'])}", f"Dice {f3(q['int8']['dice_pooled'])}"
-        rows.append(f"| `{name}` | {a} | {b} | {'yes' if q['kept'] else 'no'} |")
+            change = f"{q['int8']['dice_pooled'] - q['fp32']['dice_pooled']:+.3f}"
+        rows.append(f"| `{name}` | {a} | {b} | {change} | {'yes' if q['kept'] else 'no'} |")
     return rows
 
 
@@ -316,9 +323,11 @@ CANDIDATES = (
 #: the stages the bundled models come from (``training/make_bundled_models.sh``), as their row
 #: in the candidates' table on the current test phantoms (``models/evaluation.json``); they
 #: were not scored on ``phantoms-test``
-BUNDLED = "**bundled (stage P's classifier, stage L's segmenter)**"
+BUNDLED = "**bundled (stage X's classifier, stage L's segmenter)**"
 #: the bundle before stage P's classifier replaced stage G's
 BUNDLED_BEFORE_P = "stage G's classifier, stage L's segmenter (bundled before stage P)"
+#: the bundle before stage X's classifier replaced stage P's
+BUNDLED_BEFORE_X = "stage P's classifier, stage L's segmenter (bundled before stage X)"
 #: earlier stages on stage D's generator's test phantoms (``models/evaluation.json``'s)
 REPLACED_ON_CURRENT_TEST = (
     ("stage C", "training/trials/stage-c-evaluation-test2.json"),
@@ -330,6 +339,7 @@ REPLACED_ON_CURRENT_TEST = (
     ),
     (BUNDLED_BEFORE_L, "training/trials/stage-h-evaluation-test2.json"),
     (BUNDLED_BEFORE_P, "training/trials/bundle-before-p-evaluation-test2.json"),
+    (BUNDLED_BEFORE_X, "training/trials/bundle-before-x-evaluation-test2.json"),
 )
 
 

@@ -56,8 +56,9 @@ def assess_series(
 
     ``gate``: masks only on the slices the classifier calls ``any`` (its slice threshold), the
     original design's cascade of "bleed / no bleed" before localisation. Measured on the
-    bundled models (``training/trials/gate.md``): higher pooled Dice on validation and test
-    phantoms, and a third of the volume falsely marked on the real normal CQ500 series."""
+    bundled segmenter with stage P's classifier, bundled before stage X's
+    (``training/trials/gate.md``): higher pooled Dice on validation and test phantoms, and a
+    third of the volume falsely marked on the real normal CQ500 series."""
     prepared = PreparedSeries(series)
     prepared.decode([classifier.spec.input_size[0], segmenter.spec.input_size[0]])
     cls = classifier.classify_series(prepared)

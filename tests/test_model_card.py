@@ -19,3 +19,14 @@ def test_card_renders_every_table_and_is_up_to_date() -> None:
     assert "<!--" not in card
     assert "## Against the targets" in card and "**bundled (stage " in card
     assert card == (ROOT / "models" / "README.md").read_text()
+
+
+def test_quantization_row_names_the_label_that_lost_most() -> None:
+    # the lowest AUC can rise while another label falls past the export's tolerance
+    manifest = {"models": {"c.onnx": {"quantization": {
+        "fp32": {"auc": {"any": 0.90, "epidural": 0.95}, "min_auc": 0.90},
+        "int8": {"auc": {"any": 0.91, "epidural": 0.93}, "min_auc": 0.91},
+        "kept": False,
+    }}}}
+    row = model_card.quant_rows(manifest)[2]
+    assert row == "| `c.onnx` | min AUC 0.900 | min AUC 0.910 | -0.020 (epidural) | no |"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# On 2 CPU cores, as run: about eight and a quarter hours of training (stages A to J, L, N,
-# P, Q, R, T and U: 58, 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26, 27, 26, 25 and 28 minutes;
-# control runs of 30, 25, 26, 25 and 25 minutes besides) and about three hours of phantom
-# generation, plus the evaluations.
+# On 2 CPU cores, as run: about eight and three quarter hours of training (stages A to J, L,
+# N, P, Q, R, T, U and X: 58, 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26, 27, 26, 25, 28 and
+# 27 minutes; control runs of 30, 25, 26, 25 and 25 minutes besides) and about three hours of
+# phantom generation, plus the evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in twenty-two stages (stage O, not bundled, is in
+# The models grew with the phantom generator, in twenty-three stages (stage O, not bundled, is in
 # training/trials/selection-o-rule.md), each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
@@ -45,6 +45,8 @@
 #   V. stage U against P again on two seeds with the subtypes drawn equally (no training): not
 #      bundled, its rule kept P;
 #   W. the same on 200 new studies, the last look (no training): its rule kept P, U dropped.
+#   X. commit 1b05589's generator (the five subtypes drawn equally): stage T's fine-tune with two
+#      of its folders added: bundled.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from a5c415a's (stage I's choice); test phantoms from
@@ -848,5 +850,46 @@ LR=1e-4 finetune_cls runs/bundled/densenet25d.keras runs/ft27/densenet25d.keras 
     "$DATA/ft-3400" "$DATA/ft-3401" "$DATA/ft-3700" "$DATA/ft-3701" "$DATA/ft-3800" \
     "$DATA/ft-3801"
 export_cls runs/ft27/densenet25d.keras runs/ft27/models
+python training/compare_models.py --data "$DATA/phantoms-val10a" "$DATA/phantoms-val10b" --paired \
+    --digits 4 --models models/densenet25d.onnx runs/ft27/models/densenet25d.onnx
+# stage X replaces stage P (training/trials/selection-x.md: both conditions held). Stage P's file
+# kept for what follows, then stage X into the bundle as stage P went in (the other models'
+# files untouched; the series-threshold folders made again by the commands at the top, bit for
+# bit: the same 90 series, 46 bleed-free), its Keras checkpoint for the benchmarks, the card's
+# figures
+mkdir -p runs/stage-p/models
+cp models/densenet25d.onnx runs/stage-p/models/
+cp models/evaluation.json training/trials/bundle-before-x-evaluation-test2.json
+cp training/trials/bundle-evaluation-test2-test5.json \
+    training/trials/bundle-before-x-evaluation-test2-test5.json
+python export/to_onnx.py --classifier runs/ft27/densenet25d.keras --segmenter /nonexistent \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --series-data "$DATA/phantoms-val" \
+    "$DATA/phantoms-val2a" "$DATA/phantoms-val2b" "$DATA/phantoms-val3" --update
+python export/from_onnx.py --model-dir models --out runs/bundled
+python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
+    --out models/evaluation.json
+python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
+    "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
+# scored after the choice: by bleed area, stages T and U on the same seeds, the older seeds,
+# the proxy pairs, the real series
+XM=(runs/stage-p/models/densenet25d.onnx runs/ft27/models/densenet25d.onnx)
+for m in "${XM[@]}"; do
+    python training/auc_by_size.py --data "$DATA/phantoms-val10a" "$DATA/phantoms-val10b" \
+        --model "$m"
+done
+python training/compare_models.py --data "$DATA/phantoms-val10a" "$DATA/phantoms-val10b" \
+    --models runs/ft24/models/densenet25d.onnx runs/ft26/models/densenet25d.onnx
+for seeds in phantoms-val phantoms-val4 phantoms-val7; do
+    python training/compare_models.py --data "$DATA/$seeds" --paired --models "${XM[@]}"
+done
+for pair in skullbase hardneg; do
+    python training/hard_negatives.py --data "$DATA/$pair-q79" "$DATA/$pair-q81" --paired \
+        --classifiers "${XM[@]}"
+done
+for m in "${XM[@]}"; do
+    python training/fp_by_level.py --phantoms "$DATA/phantoms-test2" \
+        --real ../shared/data/cq500-ct0 --model "$m"
+done
+cq500_at_thresholds "${XM[@]}"
 
 python export/model_card.py
