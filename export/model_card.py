@@ -206,8 +206,10 @@ def quant_rows(manifest: dict) -> list[str]:
             continue
         if "min_auc" in q["fp32"]:
             a, b = f"min AUC {f3(q['fp32']['min_auc'])}", f"min AUC {f3(q['int8']['min_auc'])}"
+            # export/to_onnx.py's worst_change, with its label (this renderer stays stdlib-only)
             fp32, int8 = q["fp32"]["auc"], q["int8"]["auc"]
-            worst = min(fp32, key=lambda k: int8[k] - fp32[k])
+            worst = min((k for k in fp32 if not math.isnan(fp32[k])),
+                        key=lambda k: int8[k] - fp32[k])
             change = f"{int8[worst] - fp32[worst]:+.3f} ({worst})"
         else:
             a, b = f"Dice {f3(q['fp32']['dice_pooled'])}", f"Dice {f3(q['int8']['dice_pooled'])}"
