@@ -55,6 +55,14 @@
 # the same recipe, not the same bits (models/README.md records what was run and when).
 set -euo pipefail
 DATA=${DATA:-data}
+
+wait_all() {  # wait for every background job and fail if one failed (a bare `wait` returns 0)
+    local pid rc=0
+    for pid in $(jobs -p); do
+        wait "$pid" || rc=$?
+    done
+    return "$rc"
+}
 ROOT=$(pwd)
 
 gen() {  # gen COMMIT|current OUT STUDIES SEED [generator options]
@@ -65,7 +73,7 @@ gen() {  # gen COMMIT|current OUT STUDIES SEED [generator options]
     local wt
     wt=$(mktemp -d)
     # one worktree change at a time: three gens started together once lost a folder to git's
-    # race on .git/worktrees (2026-12-07), and `& wait` does not stop the script for it
+    # race on .git/worktrees (2026-12-07), unnoticed while a bare `wait` ignored it
     flock "$ROOT/.git/ichinfer-gen.lock" git worktree add --detach "$wt" "$1" >/dev/null
     (cd "$wt" && python -m training.synth --out "$ROOT/$DATA/$2" --studies "$3" --seed "$4" \
         "${@:5}")
@@ -84,25 +92,25 @@ export_cls() {  # export_cls CHECKPOINT OUT: a classifier alone, slice threshold
 }
 
 # phantoms: every folder from its own seed, so no phantom is shared between them
-gen c3d99a0 phantoms-a 150 2026 & gen c3d99a0 phantoms-b 150 2027 & wait
-gen 29eaf96 ft-3100 70 3100 & gen 29eaf96 ft-3101 70 3101 & wait
-gen 2e9621c ft-3200 70 3200 & gen 2e9621c ft-3201 70 3201 & wait
-gen 2e9621c phantoms-val 30 98 & gen 2e9621c phantoms-test 40 99 & wait
-gen 2e9621c phantoms-val2a 20 97 & gen 2e9621c phantoms-val2b 20 96 & wait
-gen 21e0a62 ft-3300 45 3300 & gen 21e0a62 ft-3301 45 3301 & gen 21e0a62 phantoms-val3 20 95 & wait
+gen c3d99a0 phantoms-a 150 2026 & gen c3d99a0 phantoms-b 150 2027 & wait_all
+gen 29eaf96 ft-3100 70 3100 & gen 29eaf96 ft-3101 70 3101 & wait_all
+gen 2e9621c ft-3200 70 3200 & gen 2e9621c ft-3201 70 3201 & wait_all
+gen 2e9621c phantoms-val 30 98 & gen 2e9621c phantoms-test 40 99 & wait_all
+gen 2e9621c phantoms-val2a 20 97 & gen 2e9621c phantoms-val2b 20 96 & wait_all
+gen 21e0a62 ft-3300 45 3300 & gen 21e0a62 ft-3301 45 3301 & gen 21e0a62 phantoms-val3 20 95 & wait_all
 gen 21e0a62 phantoms-test2 40 94
-gen 21e0a62 hardneg-a 6 93 "${HN[@]}" & gen 21e0a62 hardneg-b 6 92 "${HN[@]}" & wait
+gen 21e0a62 hardneg-a 6 93 "${HN[@]}" & gen 21e0a62 hardneg-b 6 92 "${HN[@]}" & wait_all
 # stage G's folders from 2184482's generator (studies 0-1 of ft-3400 regenerated with it:
 # all 73 slices pixel-identical to the folder trained on); stage I's from a5c415a's
 gen 2184482 ft-3400 45 3400 --thin-extent whole & gen 2184482 ft-3401 45 3401 --thin-extent whole &
-wait
+wait_all
 gen 2184482 phantoms-val4 24 89 --thin-extent whole & gen 2184482 hardneg-g91 6 91 "${HN[@]}" &
-gen 2184482 hardneg-g90 6 90 "${HN[@]}" & wait
+gen 2184482 hardneg-g90 6 90 "${HN[@]}" & wait_all
 gen 2184482 phantoms-test3 40 88 --thin-extent whole
 gen a5c415a ft-3500 45 3500 --thin-extent whole & gen a5c415a ft-3501 45 3501 --thin-extent whole &
-wait
+wait_all
 gen a5c415a phantoms-val5 24 87 --thin-extent whole & gen a5c415a hardneg-g86 6 86 "${HN[@]}" &
-gen a5c415a hardneg-g85 6 85 "${HN[@]}" & wait
+gen a5c415a hardneg-g85 6 85 "${HN[@]}" & wait_all
 gen a5c415a phantoms-test4 40 84 --thin-extent whole
 
 AB=("$DATA/phantoms-a" "$DATA/phantoms-b")
@@ -140,7 +148,7 @@ python training/train_classifier.py --data "${BC[@]}" --arch densenet25d \
 python training/train_segmenter.py --data "${BC[@]}" --init runs/seg3/densenet_unet.keras \
     --lr 1e-3 --epochs 6 --image-size 192 --crop 96 --batch-size 16 \
     --out runs/ft4/densenet_unet.keras
-wait
+wait_all
 
 # D. both fine-tuned on stage-C and stage-D-generator phantoms (side by side, 40 min each)
 python training/train_classifier.py --data "${CD[@]}" --arch densenet25d \
@@ -151,7 +159,7 @@ python training/train_segmenter.py --data "${CD[@]}" --init runs/ft4/densenet_un
     --lr 1e-3 --epochs 8 --time-budget 2400 --image-size 192 --crop 96 --batch-size 16 \
     --positive-fraction 0.45 --out runs/ft5/densenet_unet.keras \
     --data-note "$SEG_D bleeding slices"
-wait
+wait_all
 
 # choosing C or D on validation phantoms only (training/trials/selection-d-rule.md)
 for stage in ft4 ft5; do
@@ -442,7 +450,7 @@ python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data 
     --out training/trials/bundle-before-p-evaluation-test2.json
 # 80 more test phantoms from stage D's generator (seeds 83 and 82, made on 2026-12-06 after every
 # choice above): the bundle on 120 test studies, for the card's narrower intervals
-gen 21e0a62 phantoms-test5a 40 83 & gen 21e0a62 phantoms-test5b 40 82 & wait
+gen 21e0a62 phantoms-test5a 40 83 & gen 21e0a62 phantoms-test5b 40 82 & wait_all
 python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
     "$DATA/phantoms-test5b" --out training/trials/bundle-before-p-evaluation-test2-test5.json
 # N. the classifier at 256 px (training/trials/selection-n-rule.md; placed after the test
@@ -549,9 +557,9 @@ python training/evaluate.py --only segment --gate --data "$DATA/phantoms-test2" 
 python training/face_density.py ../shared/data/cq500-ct0 "$DATA/hardneg-g91" "$DATA/hardneg-g85" \
     "$DATA/hardneg-a"
 gen 07dfb91 ft-3600 45 3600 --thin-extent whole & gen 07dfb91 ft-3601 45 3601 --thin-extent whole &
-wait
+wait_all
 gen 07dfb91 phantoms-val6 24 80 --thin-extent whole & gen 07dfb91 hardneg-q79 6 79 "${HN[@]}" &
-gen 07dfb91 hardneg-q81 6 81 "${HN[@]}" & wait
+gen 07dfb91 hardneg-q81 6 81 "${HN[@]}" & wait_all
 PROXY8=("${PROXY6[@]}" "$DATA/hardneg-q79" "$DATA/hardneg-q81")
 python training/hard_negatives.py --data "${PROXY8[@]}" --classifiers models/densenet25d.onnx
 python training/fp_by_level.py --phantoms "$DATA/hardneg-q79"
@@ -601,7 +609,7 @@ python training/occlusion_map.py "$DATA/hardneg-q81" --out runs/ft20/occlusion-q
 # a cortex, sinus and orbit walls, air-cell septa, the clivus as the posterior fossa's anterior
 # wall) against 07dfb91's on the same heads and series (training/SYNTH.md); no model trained on
 # it yet
-gen 074d933 skullbase-q79 6 79 "${HN[@]}" & gen 074d933 skullbase-q81 6 81 "${HN[@]}" & wait
+gen 074d933 skullbase-q79 6 79 "${HN[@]}" & gen 074d933 skullbase-q81 6 81 "${HN[@]}" & wait_all
 python training/face_density.py ../shared/data/cq500-ct0 "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
     "$DATA/skullbase-q79" "$DATA/skullbase-q81" --series 6
 for d in hardneg-q79 hardneg-q81 skullbase-q79 skullbase-q81; do
@@ -616,7 +624,7 @@ python training/occlusion_map.py "$DATA/skullbase-q81" --out runs/occlusion-skul
 # generators' validation seeds); 25 minutes each. As run, runs/bundled/densenet25d.keras was
 # export/from_onnx.py's of the bundled stage P (the same weights as runs/ft18)
 gen c65de83 ft-3700 45 3700 --thin-extent whole & gen c65de83 ft-3701 45 3701 --thin-extent whole &
-wait
+wait_all
 gen c65de83 phantoms-val7 24 78 --thin-extent whole
 CLS_R="$CLS_P; then, from stage P's weights with batch normalisation frozen, on ft-3400, ft-3401 \
 and ft-3700, ft-3701 (a skull base of marrow in a cortex, walled sinuses and orbits, air-cell \
@@ -764,7 +772,7 @@ done
 # earlier seeds (training/trials/selection-u.md); made and their labels counted, no model scored
 # on them yet
 gen 1b05589 phantoms-val8a 40 76 --thin-extent whole --subtype-weights 1 1 1 1 1 &
-gen 1b05589 phantoms-val8b 40 75 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait
+gen 1b05589 phantoms-val8b 40 75 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait_all
 count_labels() {  # count_labels FOLDER...: studies per folder, and how many hold each label
 python - "$@" <<'PY'
 import sys
@@ -807,7 +815,7 @@ done
 # selection-w-rule.md, committed before these seeds were made): the interval reached below zero
 # again, stage P stays and stage U is dropped (training/trials/selection-w.md); nothing exported
 gen 1b05589 phantoms-val9a 100 74 --thin-extent whole --subtype-weights 1 1 1 1 1 &
-gen 1b05589 phantoms-val9b 100 73 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait
+gen 1b05589 phantoms-val9b 100 73 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait_all
 count_labels "$DATA/phantoms-val9a" "$DATA/phantoms-val9b"
 # as run: val9a any 58, epidural 14, intraparenchymal 14, intraventricular 10, subarachnoid 19,
 # subdural 20 of 100 studies; val9b 53, 14, 23, 14, 11, 9 of 100
@@ -823,13 +831,13 @@ done
 python training/compare_models.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" --paired \
     --models models/densenet25d.onnx models/seed_cnn.onnx
 python training/auc_by_size.py --data "$DATA/phantoms-val9a" "$DATA/phantoms-val9b" \
-    --model models/densenet25d.onnx --thin-below 2  # the split by thickness: a later session's
+    --model models/densenet25d.onnx --thin-below 2  # --thin-below: stage X's session
 
 # After stage W: two more seeds of 100 studies for the next candidate's rule (about 200 studies
 # per look, training/trials/selection-w.md); made and their labels counted, no model scored on
 # them
 gen 1b05589 phantoms-val10a 100 72 --thin-extent whole --subtype-weights 1 1 1 1 1 &
-gen 1b05589 phantoms-val10b 100 71 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait
+gen 1b05589 phantoms-val10b 100 71 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait_all
 count_labels "$DATA/phantoms-val10a" "$DATA/phantoms-val10b"
 # as run (2026-12-07, 1 426 s and 1 557 s side by side): val10a any 51, epidural 14,
 # intraparenchymal 20, intraventricular 13, subarachnoid 14, subdural 11 of 100 studies (7 710
@@ -840,7 +848,7 @@ count_labels "$DATA/phantoms-val10a" "$DATA/phantoms-val10b"
 # before the model was trained or any model scored on phantoms-val10a/-10b). As run,
 # runs/bundled/densenet25d.keras was export/from_onnx.py's of the bundled stage P
 gen 1b05589 ft-3800 45 3800 --thin-extent whole --subtype-weights 1 1 1 1 1 &
-gen 1b05589 ft-3801 45 3801 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait
+gen 1b05589 ft-3801 45 3801 --thin-extent whole --subtype-weights 1 1 1 1 1 & wait_all
 CLS_X="$CLS_P; then, from stage P's weights with batch normalisation frozen, on ft-3400, ft-3401, \
 ft-3700, ft-3701 (a skull base of marrow in a cortex, walled sinuses and orbits, air-cell septa, \
 a clivus) and ft-3800, ft-3801 (the five subtypes drawn equally), --kernel-augment, --hu-shift \
