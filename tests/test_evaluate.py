@@ -206,6 +206,54 @@ def test_compare_models_paired_differences(labelled_phantoms, tiny_model_dir, ca
     assert cells[0].startswith("+0.000")  # `any` is in the fixture
 
 
+def test_compare_models_pairs_segmenters(labelled_phantoms, tiny_model_dir, capsys):
+    from training import compare_models
+
+    model = str(tiny_model_dir / "tiny_segmenter.onnx")
+    assert compare_models.main(
+        ["--data", str(labelled_phantoms), "--paired", "--mask-thresholds", "0.3", "0.6",
+         "--models", model, model]
+    ) == 0
+    out = capsys.readouterr().out
+    assert "Difference in Dice from" in out and "2 000 paired draws of whole patients" in out
+    rows = [r for r in out.split("Difference in Dice from")[1].splitlines()
+            if r.startswith("| `")]
+    assert [r.split(" | ")[1] for r in rows] == ["0.30", "0.60"]  # one row per threshold
+    for row in rows:  # a model against itself: nothing moves
+        for cell in row.strip("| ").split(" | ")[2:]:
+            assert cell.startswith("+0.000"), cell
+            assert "[+0.000, +0.000]" in cell or "fewer than 3 patients" in cell
+
+
+def test_dice_cells_difference_and_interval():
+    import numpy as np
+
+    from training.compare_models import dice_cells, slice_overlaps
+
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(12), 5)  # 12 patients of 5 slices
+    truth = np.zeros((60, 16, 16))
+    truth[::2, 4:10, 4:10] = 1  # every patient has bleeding slices
+    worse = np.where(rng.random(truth.shape) < 0.3, 1 - truth, truth)  # 30 % of pixels wrong
+    better = np.where(rng.random(truth.shape) < 0.1, 1 - truth, truth)  # 10 % wrong
+    a = slice_overlaps(worse[..., None], truth, 0.5)
+    b = slice_overlaps(better[..., None], truth, 0.5)
+    t, m_a, m_b = truth > 0, worse > 0.5, better > 0.5
+    pooled_a = 2 * (t & m_a).sum() / (t.sum() + m_a.sum())
+    pooled_b = 2 * (t & m_b).sum() / (t.sum() + m_b.sum())
+    cells = dice_cells(a, b, groups)
+    assert cells[0].startswith(f"{pooled_b - pooled_a:+.3f} [")
+    low, high = (float(v) for v in cells[0].split("[")[1].rstrip("]").split(", "))
+    assert 0 < low <= pooled_b - pooled_a <= high  # better in every draw
+    bleeding = t.any(axis=(1, 2))
+    per = [2 * (t[i] & m[i]).sum() / (t[i].sum() + m[i].sum()) for m in (m_a, m_b)
+           for i in np.flatnonzero(bleeding)]
+    half = len(per) // 2
+    assert cells[1].startswith(f"{np.mean(per[half:]) - np.mean(per[:half]):+.3f} [")
+    two = dice_cells(a[:10], b[:10], groups[:10])  # two patients: no interval
+    assert all(c.endswith("(fewer than 3 patients)") for c in two)
+
+
 def test_paired_cells_difference_and_interval():
     import numpy as np
 

@@ -18,6 +18,10 @@ whole patients with replacement, the same draws for both models (paired), so a r
 can be read against how far the validation folders can resolve it. A label found in fewer than
 three patients gets no interval (nor does the mean then): its AUC rests on too few bleeds to
 resample; a last column gives the mean over the labels that do have one, with its interval.
+Segmenters get the same: each later one's pooled Dice and mean Dice over bleeding slices minus
+the first's, at each model's own mask threshold (or at each ``--mask-thresholds`` value, both
+models at that one), with the paired interval over patients (needs bleeding slices in at least
+three).
 """
 
 from __future__ import annotations
@@ -73,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also score each model on its inputs mirrored left to right, averaged "
                         "with the plain output (rows marked 'mirrored')")
     p.add_argument("--paired", action="store_true",
-                   help="after the classifiers' table, each later classifier's difference from "
-                        "the first with a paired 95 %% interval over patients")
+                   help="after each table, each later model's difference from the first "
+                        "(classifiers: AUC; segmenters: Dice) with a paired 95 %% interval over "
+                        "patients")
     args = p.parse_args(argv)
     infos = {path: model_info(path) for path in args.models}
     for task, heads in (
@@ -98,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print("|" + " --- |" * (len(heads) + len(first) + 1))
         inputs: dict[tuple, tuple[np.ndarray, ...]] = {}  # candidates share their inputs
         scored = []  # (path, inputs key, probabilities) of each plain run, for --paired
+        overlaps = []  # segmenters: (path, inputs key, {threshold: slice_overlaps}), --paired
         for path in paths:
             key = tuple(sorted(infos[path].items()))
             if key not in inputs:
@@ -109,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
                 inputs[key] = np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
             x, y, _ = inputs[key]
             prob = predict(path, x)
-            scored.append((path, key, prob))
+            if task == "classify":
+                scored.append((path, key, prob))
+            elif args.paired:  # the per-slice counts suffice; the maps would hold gigabytes
+                at = args.mask_thresholds if sweep else [infos[path]["mask_threshold"]]
+                overlaps.append((path, key, {t: slice_overlaps(prob, y, t) for t in at}))
             runs = [(f"`{path}`", prob)]
             if args.mirror:
                 of_mirror = predict(path, np.ascontiguousarray(x[:, :, ::-1]))
@@ -126,7 +136,74 @@ def main(argv: list[str] | None = None) -> int:
         print()
         if task == "classify" and args.paired and len(scored) > 1:
             print_paired(scored, inputs, args.digits)
+        if task == "segment" and args.paired and len(overlaps) > 1:
+            print_paired_dice(overlaps, inputs, args.digits)
     return 0
+
+
+def slice_overlaps(prob: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
+    """Per slice: (true and marked pixels, true pixels, marked pixels) at ``threshold``, the
+    counts pooled and per-slice Dice are made of."""
+    masks, truth = prob[..., 0] >= threshold, y > 0
+    if truth.ndim == 4:
+        truth = truth[..., 0]
+    return np.stack([np.logical_and(truth, masks).sum(axis=(1, 2)), truth.sum(axis=(1, 2)),
+                     masks.sum(axis=(1, 2))], axis=1).astype(np.float64)
+
+
+def dice_cells(
+    first: np.ndarray, later: np.ndarray, groups: np.ndarray, digits: int = 3
+) -> list[str]:
+    """Pooled Dice and mean Dice over bleeding slices of ``later`` minus ``first`` (each
+    :func:`slice_overlaps` of the same rows), with the interval of
+    :func:`ichinfer.metrics.series_interval` over ``groups`` (needs bleeding slices in at least
+    ``MIN_SERIES_FOR_INTERVAL`` groups)."""
+    bleeding = first[:, 1] > 0
+
+    def pooled(o: np.ndarray, w: np.ndarray) -> float:
+        denom = float(w @ (o[:, 1] + o[:, 2]))
+        return 2.0 * float(w @ o[:, 0]) / denom if denom > 0 else float("nan")
+
+    def per_slice(o: np.ndarray) -> np.ndarray:
+        return 2.0 * o[bleeding, 0] / (o[bleeding, 1] + o[bleeding, 2])
+
+    da, db = per_slice(first), per_slice(later)
+
+    def mean_bleeding(d: np.ndarray, w: np.ndarray) -> float:
+        wb = w[bleeding]
+        return float(wb @ d) / float(wb.sum()) if wb.sum() > 0 else float("nan")
+
+    cells = []
+    for statistic in (lambda w: pooled(later, w) - pooled(first, w),
+                      lambda w: mean_bleeding(db, w) - mean_bleeding(da, w)):
+        d = statistic(np.ones(len(first)))
+        low, high = series_interval(statistic, groups, bleeding)
+        if np.isnan(low):
+            cells.append(f"{d:+.{digits}f} (fewer than {MIN_SERIES_FOR_INTERVAL} patients)")
+        else:
+            cells.append(f"{d:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
+    return cells
+
+
+def print_paired_dice(overlaps: list, inputs: dict, digits: int = 3) -> None:
+    """``--paired``'s table for segmenters: each later one minus the first, per threshold."""
+    first_path, first_key, first_at = overlaps[0]
+    _, y, groups = inputs[first_key]
+    print(f"Difference in Dice from `{first_path}` (later minus first), 95 % interval from "
+          f"{RESAMPLES_TEXT} paired draws of whole patients; {len(set(groups))} patients, "
+          f"{len(set(groups[first_at[next(iter(first_at))][:, 1] > 0]))} with a bleeding slice")
+    print()
+    print("| model | threshold | Dice pooled | Dice mean (bleeding slices) |")
+    print("| --- | --- | --- | --- |")
+    for path, key, at in overlaps[1:]:
+        _, y_b, groups_b = inputs[key]
+        if not (np.array_equal(y_b, y) and np.array_equal(groups_b, groups)):
+            print(f"| `{path}` | not paired: its inputs differ from the first model's | | |")
+            continue
+        for (t_first, o_first), (t, o) in zip(first_at.items(), at.items(), strict=True):
+            shown = f"{t:.2f}" if t == t_first else f"{t_first:.2f} / {t:.2f}"
+            print(f"| `{path}` | {shown} | {' | '.join(dice_cells(o_first, o, groups, digits))} |")
+    print()
 
 
 def print_paired(scored: list, inputs: dict, digits: int = 3) -> None:
