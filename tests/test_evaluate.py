@@ -172,6 +172,23 @@ def test_auc_by_size_splits_series_by_thickness(labelled_phantoms, tiny_model_di
     assert thick.startswith("5.5 mm or thicker: 0 slices")
 
 
+def test_hard_negatives_refuses_to_pair_other_slices(monkeypatch, capsys):
+    import numpy as np
+
+    from training import hard_negatives
+
+    # a classifier with other slabs or context sees other slices: its flags cannot be paired
+    runs = {"A": ["s1", "s1", "s2"], "B": ["s1", "s1", "s2"], "C": ["s1", "s2", "s2"]}
+    monkeypatch.setattr(hard_negatives, "check_bleed_free", lambda folders: None)
+    monkeypatch.setattr(hard_negatives, "classifier_flags", lambda path, folders: (
+        np.array([True, False, False]), np.array(runs[str(path)]), 0, 2))
+    assert hard_negatives.main(["--data", "unused", "--paired", "--classifiers", "A", "B",
+                                "C"]) == 0
+    out = capsys.readouterr().out
+    assert "| `B` | +0 [" in out
+    assert "| `C` | not paired: its slices differ from the first's |" in out
+
+
 def test_compare_models_mirror_rows(labelled_phantoms, tiny_model_dir, capsys):
     from training import compare_models
 
