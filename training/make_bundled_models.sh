@@ -900,4 +900,28 @@ for m in "${XM[@]}"; do
 done
 cq500_at_thresholds "${XM[@]}"
 
+# Y. the segmenter from stage L's weights (recovered from the bundled file, batch normalisations
+# frozen) on stage X's six folders at lr 1e-4, stage L's loss, 35 minutes; then L or Y on
+# phantoms-val10a/-10b, which no segmenter had been scored on (training/trials/
+# selection-y-rule.md, committed before it was trained, with compare_models.py's paired Dice)
+SEG_Y="$(python -c "import json; print(json.load(open('runs/bundled/densenet_unet.json'))\
+['training_data'])"); then, from that model's weights recovered again from its ONNX file with \
+batch normalisation frozen, on ft-3400, ft-3401, ft-3700, ft-3701 (a skull base of marrow in a \
+cortex, walled sinuses and orbits, air-cell septa, a clivus), ft-3800, ft-3801 (the five \
+subtypes drawn equally), 50% bleeding slices, lr 1e-4, the same loss (stage Y)"
+mkdir -p runs/ft28
+python training/train_segmenter.py --data "$DATA/ft-3400" "$DATA/ft-3401" "$DATA/ft-3700" \
+    "$DATA/ft-3701" "$DATA/ft-3800" "$DATA/ft-3801" --init runs/bundled/densenet_unet.keras \
+    --freeze-bn --fn-weight 0.7 --lr 1e-4 --epochs 30 --time-budget 2100 --image-size 192 \
+    --crop 96 --batch-size 16 --positive-fraction 0.5 --out runs/ft28/densenet_unet.keras \
+    --data-note "$SEG_Y"
+python export/to_onnx.py --classifier /nonexistent --segmenter runs/ft28/densenet_unet.keras \
+    --seed-cnn /nonexistent --data "$DATA/phantoms-val" --no-quantize --mask-threshold 0.80 \
+    --out runs/ft28/models
+python training/compare_models.py --data "$DATA/phantoms-val10a" "$DATA/phantoms-val10b" --paired \
+    --digits 4 --models models/densenet_unet.onnx runs/ft28/models/densenet_unet.onnx
+python training/hard_negatives.py --data "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
+    "$DATA/skullbase-q79" "$DATA/skullbase-q81" --segmenters models/densenet_unet.onnx \
+    runs/ft28/models/densenet_unet.onnx
+
 python export/model_card.py
