@@ -40,7 +40,6 @@ from ichinfer.labels import LABELS  # noqa: E402
 from ichinfer.metrics import (  # noqa: E402
     MIN_SERIES_FOR_INTERVAL,
     RESAMPLES_TEXT,
-    dice,
     roc_auc,
     series_interval,
     weighted_auc,
@@ -97,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         paths = [path for path in args.models if infos[path]["task"] == task]
         if not paths:
             continue
-        sweep = task == "segment" and args.mask_thresholds is not None
-        first = ["model", "threshold"] if sweep else ["model"]
-        print(f"| {' | '.join(first)} | slices | {' | '.join(heads)} |")
-        print("|" + " --- |" * (len(heads) + len(first) + 1))
+        if task == "segment":
+            score_segmenters(paths, infos, heads, args)
+            continue
+        print(f"| model | slices | {' | '.join(heads)} |")
+        print("|" + " --- |" * (len(heads) + 2))
         inputs: dict[tuple, tuple[np.ndarray, ...]] = {}  # candidates share their inputs
         scored = []  # (path, inputs key, probabilities) of each plain run, for --paired
-        overlaps = []  # segmenters: (path, inputs key, {threshold: slice_overlaps}), --paired
         for path in paths:
             key = tuple(sorted(infos[path].items()))
             if key not in inputs:
@@ -115,30 +114,69 @@ def main(argv: list[str] | None = None) -> int:
                 inputs[key] = np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
             x, y, _ = inputs[key]
             prob = predict(path, x)
-            if task == "classify":
-                scored.append((path, key, prob))
-            elif args.paired:  # the per-slice counts suffice; the maps would hold gigabytes
-                at = args.mask_thresholds if sweep else [infos[path]["mask_threshold"]]
-                overlaps.append((path, key, {t: slice_overlaps(prob, y, t) for t in at}))
+            scored.append((path, key, prob))
             runs = [(f"`{path}`", prob)]
             if args.mirror:
                 of_mirror = predict(path, np.ascontiguousarray(x[:, :, ::-1]))
                 runs.append((f"`{path}` mirrored", average_with_mirrored(prob, of_mirror)))
             for label, p_run in runs:
-                if task == "classify":
-                    cells = classifier_cells(p_run, y, args.digits)
-                    print(f"| {label} | {len(y)} | {' | '.join(cells)} |")
-                    continue
-                for t in args.mask_thresholds if sweep else [infos[path]["mask_threshold"]]:
-                    cells = segmenter_cells(p_run, y, t, args.digits)
-                    name = f"{label} | {t:.2f}" if sweep else label
-                    print(f"| {name} | {len(y)} | {' | '.join(cells)} |")
+                cells = classifier_cells(p_run, y, args.digits)
+                print(f"| {label} | {len(y)} | {' | '.join(cells)} |")
         print()
-        if task == "classify" and args.paired and len(scored) > 1:
+        if args.paired and len(scored) > 1:
             print_paired(scored, inputs, args.digits)
-        if task == "segment" and args.paired and len(overlaps) > 1:
-            print_paired_dice(overlaps, inputs, args.digits)
     return 0
+
+
+def score_segmenters(paths: list[Path], infos: dict, heads: list[str], args) -> None:
+    """The segmenters' table (and ``--paired``'s), one folder at a time: a folder's inputs are
+    built once for the models that read them alike, each model's maps become per-slice counts
+    (:func:`slice_overlaps`), and the inputs go before the next folder's. On the 200 studies
+    of ``phantoms-val10a/-10b`` the whole set's inputs and maps outgrew 24 GB."""
+    sweep = args.mask_thresholds is not None
+    at = [args.mask_thresholds if sweep else [infos[path]["mask_threshold"]] for path in paths]
+    reads = [tuple(sorted((k, v) for k, v in infos[path].items() if k != "mask_threshold"))
+             for path in paths]  # what building the inputs depends on
+    # (model's index, row label, mirrored): a model listed twice gets its rows twice
+    runs = [(m, f"`{path}`", False) for m, path in enumerate(paths)]
+    if args.mirror:
+        runs = [r for m, path in enumerate(paths)
+                for r in ((m, f"`{path}`", False), (m, f"`{path}` mirrored", True))]
+    counts: dict[tuple[int, float], list[np.ndarray]] = {}  # (run, threshold): per folder
+    groups: dict[tuple, list[np.ndarray]] = {}
+    for folder in args.data:
+        for key in dict.fromkeys(reads):
+            x, y, g = validation_batches(dict(key), folder, None, with_groups=True)
+            groups.setdefault(key, []).append(g)
+            for m in (m for m, read in enumerate(reads) if read == key):
+                prob = predict(paths[m], x)
+                for r, (m_run, _, mirrored) in enumerate(runs):
+                    if m_run != m:
+                        continue
+                    p_run = prob
+                    if mirrored:
+                        of_mirror = predict(paths[m], np.ascontiguousarray(x[:, :, ::-1]))
+                        p_run = average_with_mirrored(prob, of_mirror)
+                    for t in at[m]:
+                        counts.setdefault((r, t), []).append(slice_overlaps(p_run, y, t))
+            del x, y
+    first = ["model", "threshold"] if sweep else ["model"]
+    print(f"| {' | '.join(first)} | slices | {' | '.join(heads)} |")
+    print("|" + " --- |" * (len(heads) + len(first) + 1))
+    for r, (m, label, _) in enumerate(runs):
+        for t in at[m]:
+            o = np.concatenate(counts[r, t])
+            name = f"{label} | {t:.2f}" if sweep else label
+            print(f"| {name} | {len(o)} | {' | '.join(segmenter_cells(o, args.digits))} |")
+    print()
+    if args.paired and len(paths) > 1:
+        plain = {m: r for r, (m, _, mirrored) in enumerate(runs) if not mirrored}
+        print_paired_dice(
+            [(path, np.concatenate(groups[reads[m]]),
+              {t: np.concatenate(counts[plain[m], t]) for t in at[m]})
+             for m, path in enumerate(paths)],
+            args.digits,
+        )
 
 
 def slice_overlaps(prob: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
@@ -185,19 +223,20 @@ def dice_cells(
     return cells
 
 
-def print_paired_dice(overlaps: list, inputs: dict, digits: int = 3) -> None:
-    """``--paired``'s table for segmenters: each later one minus the first, per threshold."""
-    first_path, first_key, first_at = overlaps[0]
-    _, y, groups = inputs[first_key]
+def print_paired_dice(overlaps: list, digits: int = 3) -> None:
+    """``--paired``'s table for segmenters: each later one minus the first, per threshold;
+    ``overlaps`` holds per model ``(path, each slice's patient, {threshold: slice_overlaps})``."""
+    first_path, groups, first_at = overlaps[0]
+    truth = first_at[next(iter(first_at))][:, 1]
     print(f"Difference in Dice from `{first_path}` (later minus first), 95 % interval from "
           f"{RESAMPLES_TEXT} paired draws of whole patients; {len(set(groups))} patients, "
-          f"{len(set(groups[first_at[next(iter(first_at))][:, 1] > 0]))} with a bleeding slice")
+          f"{len(set(groups[truth > 0]))} with a bleeding slice")
     print()
     print("| model | threshold | Dice pooled | Dice mean (bleeding slices) |")
     print("| --- | --- | --- | --- |")
-    for path, key, at in overlaps[1:]:
-        _, y_b, groups_b = inputs[key]
-        if not (np.array_equal(y_b, y) and np.array_equal(groups_b, groups)):
+    for path, groups_b, at in overlaps[1:]:
+        truth_b = at[next(iter(at))][:, 1]
+        if not (np.array_equal(groups_b, groups) and np.array_equal(truth_b, truth)):
             print(f"| `{path}` | not paired: its inputs differ from the first model's | | |")
             continue
         for (t_first, o_first), (t, o) in zip(first_at.items(), at.items(), strict=True):
@@ -269,18 +308,18 @@ def classifier_cells(prob: np.ndarray, y: np.ndarray, digits: int = 3) -> list[s
     return [f"{a:.{digits}f}" for a in [*aucs, np.mean(aucs), np.min(aucs)]]
 
 
-def segmenter_cells(
-    prob: np.ndarray, y: np.ndarray, threshold: float, digits: int = 3
-) -> list[str]:
-    masks, truth = prob[..., 0] >= threshold, y > 0
-    bleeding = truth.any(axis=(1, 2))
-    per_slice = [dice(t, m) for t, m in zip(truth[bleeding], masks[bleeding], strict=True)]
-    marked = masks[~bleeding].sum(axis=(1, 2))
+def segmenter_cells(overlaps: np.ndarray, digits: int = 3) -> list[str]:
+    """Pooled Dice, mean Dice over bleeding slices, the share of bleed-free slices marked and
+    the mean pixels marked there, from :func:`slice_overlaps`' counts."""
+    inter, true, marked = overlaps.T
+    bleeding = true > 0
+    pooled = 2.0 * inter.sum() / (true.sum() + marked.sum()) if true.sum() + marked.sum() else 1.0
+    per_slice = 2.0 * inter[bleeding] / (true[bleeding] + marked[bleeding])
     return [
-        f"{dice(truth, masks):.{digits}f}",
+        f"{pooled:.{digits}f}",
         f"{np.mean(per_slice):.{digits}f}",
-        f"{np.mean(marked > 0):.1%}",
-        f"{marked.mean():.1f}",
+        f"{np.mean(marked[~bleeding] > 0):.1%}",
+        f"{marked[~bleeding].mean():.1f}",
     ]
 
 
