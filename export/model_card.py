@@ -325,11 +325,13 @@ CANDIDATES = (
 #: the stages the bundled models come from (``training/make_bundled_models.sh``), as their row
 #: in the candidates' table on the current test phantoms (``models/evaluation.json``); they
 #: were not scored on ``phantoms-test``
-BUNDLED = "**bundled (stage X's classifier, stage L's segmenter)**"
+BUNDLED = "**bundled (stage X's classifier, stage Y's segmenter)**"
 #: the bundle before stage P's classifier replaced stage G's
 BUNDLED_BEFORE_P = "stage G's classifier, stage L's segmenter (bundled before stage P)"
 #: the bundle before stage X's classifier replaced stage P's
 BUNDLED_BEFORE_X = "stage P's classifier, stage L's segmenter (bundled before stage X)"
+#: the bundle before stage Y's segmenter replaced stage L's
+BUNDLED_BEFORE_Y = "stage X's classifier, stage L's segmenter (bundled before stage Y)"
 #: earlier stages on stage D's generator's test phantoms (``models/evaluation.json``'s)
 REPLACED_ON_CURRENT_TEST = (
     ("stage C", "training/trials/stage-c-evaluation-test2.json"),
@@ -342,6 +344,7 @@ REPLACED_ON_CURRENT_TEST = (
     (BUNDLED_BEFORE_L, "training/trials/stage-h-evaluation-test2.json"),
     (BUNDLED_BEFORE_P, "training/trials/bundle-before-p-evaluation-test2.json"),
     (BUNDLED_BEFORE_X, "training/trials/bundle-before-x-evaluation-test2.json"),
+    (BUNDLED_BEFORE_Y, "training/trials/bundle-before-y-evaluation-test2.json"),
 )
 
 

@@ -55,10 +55,9 @@ def assess_series(
     """Classify and segment ``series`` from one decode; measure with subtypes attributed.
 
     ``gate``: masks only on the slices the classifier calls ``any`` (its slice threshold), the
-    original design's cascade of "bleed / no bleed" before localisation. Measured on the
-    bundled segmenter with stage P's classifier, bundled before stage X's
-    (``training/trials/gate.md``): higher pooled Dice on validation and test phantoms, and a
-    third of the volume falsely marked on the real normal CQ500 series."""
+    original design's cascade of "bleed / no bleed" before localisation. Measured with the
+    bundled models (``training/trials/gate.md``): higher pooled Dice on the test phantoms, and
+    about three fifths of the volume falsely marked on the real normal CQ500 series."""
     prepared = PreparedSeries(series)
     prepared.decode([classifier.spec.input_size[0], segmenter.spec.input_size[0]])
     cls = classifier.classify_series(prepared)

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild the bundled models from nothing: phantoms -> training -> ONNX -> evaluation.
 # Run from the repository root of a git clone, after `pip install -e ".[train]"`.
-# On 2 CPU cores, as run: about eight and three quarter hours of training (stages A to J, L,
-# N, P, Q, R, T, U and X: 58, 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26, 27, 26, 25, 28 and
-# 27 minutes; control runs of 30, 25, 26, 25 and 25 minutes besides) and about three hours of
+# On 2 CPU cores, as run: about nine and a quarter hours of training (stages A to J, L,
+# N, P, Q, R, T, U, X and Y: 58, 37, 14, 20, 11, 26, 30, 12, 30, 40, 37, 43, 26, 27, 26, 25, 28,
+# 27 and 35 minutes; control runs of 30, 25, 26, 25 and 25 minutes besides) and about three hours of
 # phantom generation, plus the evaluations.
 # DATA (default data/) receives the phantoms, runs/ the Keras checkpoints.
 #
-# The models grew with the phantom generator, in twenty-three stages (stage O, not bundled, is in
+# The models grew with the phantom generator, in twenty-four stages (stage O, not bundled, is in
 # training/trials/selection-o-rule.md), each on phantoms from the
 # generator as it was then (`gen` runs an older generator from a temporary git worktree):
 #   A. commit c3d99a0's generator: the classifiers trained from scratch;
@@ -46,7 +46,8 @@
 #      bundled, its rule kept P;
 #   W. the same on 200 new studies, the last look (no training): its rule kept P, U dropped.
 #   X. commit 1b05589's generator (the five subtypes drawn equally): stage T's fine-tune with two
-#      of its folders added: bundled.
+#      of its folders added: bundled;
+#   Y. the segmenter from stage L's weights on stage X's folders at lr 1e-4: bundled.
 # Validation phantoms (default thresholds, the int8 check) come from 2e9621c's generator, one
 # more validation seed from stage D's (21e0a62, the stage-D choice), one from stage G's (the
 # stage-G and -H choices) and one from a5c415a's (stage I's choice); test phantoms from
@@ -923,5 +924,29 @@ python training/compare_models.py --data "$DATA/phantoms-val10a" "$DATA/phantoms
 python training/hard_negatives.py --data "$DATA/hardneg-q79" "$DATA/hardneg-q81" \
     "$DATA/skullbase-q79" "$DATA/skullbase-q81" --segmenters models/densenet_unet.onnx \
     runs/ft28/models/densenet_unet.onnx
+# stage Y replaces stage L (training/trials/selection-y.md: both conditions held). Stage L's
+# files kept for what follows, then stage Y into the bundle at mask threshold 0.80 as stage L
+# went in (the other models' files untouched; its int8 variant kept only if it holds Dice on
+# phantoms-val), its Keras checkpoint for the benchmarks, the card's figures, and --gate again
+mkdir -p runs/stage-l/models
+cp models/densenet_unet.onnx models/densenet_unet.int8.onnx runs/stage-l/models/
+cp models/evaluation.json training/trials/bundle-before-y-evaluation-test2.json
+cp training/trials/bundle-evaluation-test2-test5.json \
+    training/trials/bundle-before-y-evaluation-test2-test5.json
+python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
+    --segmenter runs/ft28/densenet_unet.keras --mask-threshold 0.80 --data "$DATA/phantoms-val" \
+    --update
+python export/from_onnx.py --model-dir models --out runs/bundled densenet_unet
+python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
+    --out models/evaluation.json
+python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
+    "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
+for gate in off on; do
+    extra=()
+    [ "$gate" = on ] && extra=(--gate)
+    python training/evaluate.py --only segment "${extra[@]}" --data "$DATA/phantoms-test2" \
+        "$DATA/phantoms-test5a" "$DATA/phantoms-test5b" --real ../shared/data \
+        --out "training/trials/gate-$gate-test-stage-y.json"
+done
 
 python export/model_card.py
