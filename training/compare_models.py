@@ -189,6 +189,21 @@ def slice_overlaps(prob: np.ndarray, y: np.ndarray, threshold: float) -> np.ndar
                      masks.sum(axis=(1, 2))], axis=1).astype(np.float64)
 
 
+def pooled_dice(overlaps: np.ndarray, weights: np.ndarray | None = None,
+                empty: float = float("nan")) -> float:
+    """Pooled Dice of :func:`slice_overlaps`' counts, each slice counted ``weights`` times (a
+    resampling draw; once each when None); ``empty`` when nothing is true or marked."""
+    w = np.ones(len(overlaps)) if weights is None else weights
+    denom = float(w @ (overlaps[:, 1] + overlaps[:, 2]))
+    return 2.0 * float(w @ overlaps[:, 0]) / denom if denom > 0 else empty
+
+
+def bleeding_slice_dice(overlaps: np.ndarray) -> np.ndarray:
+    """Dice of each slice with a true bleed, from :func:`slice_overlaps`' counts."""
+    o = overlaps[overlaps[:, 1] > 0]
+    return 2.0 * o[:, 0] / (o[:, 1] + o[:, 2])
+
+
 def dice_cells(
     first: np.ndarray, later: np.ndarray, groups: np.ndarray, digits: int = 3
 ) -> list[str]:
@@ -197,22 +212,14 @@ def dice_cells(
     :func:`ichinfer.metrics.series_interval` over ``groups`` (needs bleeding slices in at least
     ``MIN_SERIES_FOR_INTERVAL`` groups)."""
     bleeding = first[:, 1] > 0
-
-    def pooled(o: np.ndarray, w: np.ndarray) -> float:
-        denom = float(w @ (o[:, 1] + o[:, 2]))
-        return 2.0 * float(w @ o[:, 0]) / denom if denom > 0 else float("nan")
-
-    def per_slice(o: np.ndarray) -> np.ndarray:
-        return 2.0 * o[bleeding, 0] / (o[bleeding, 1] + o[bleeding, 2])
-
-    da, db = per_slice(first), per_slice(later)
+    da, db = bleeding_slice_dice(first), bleeding_slice_dice(later)
 
     def mean_bleeding(d: np.ndarray, w: np.ndarray) -> float:
         wb = w[bleeding]
         return float(wb @ d) / float(wb.sum()) if wb.sum() > 0 else float("nan")
 
     cells = []
-    for statistic in (lambda w: pooled(later, w) - pooled(first, w),
+    for statistic in (lambda w: pooled_dice(later, w) - pooled_dice(first, w),
                       lambda w: mean_bleeding(db, w) - mean_bleeding(da, w)):
         d = statistic(np.ones(len(first)))
         low, high = series_interval(statistic, groups, bleeding)
@@ -311,15 +318,13 @@ def classifier_cells(prob: np.ndarray, y: np.ndarray, digits: int = 3) -> list[s
 def segmenter_cells(overlaps: np.ndarray, digits: int = 3) -> list[str]:
     """Pooled Dice, mean Dice over bleeding slices, the share of bleed-free slices marked and
     the mean pixels marked there, from :func:`slice_overlaps`' counts."""
-    inter, true, marked = overlaps.T
-    bleeding = true > 0
-    pooled = 2.0 * inter.sum() / (true.sum() + marked.sum()) if true.sum() + marked.sum() else 1.0
-    per_slice = 2.0 * inter[bleeding] / (true[bleeding] + marked[bleeding])
+    free = overlaps[:, 1] == 0
+    marked = overlaps[free, 2]
     return [
-        f"{pooled:.{digits}f}",
-        f"{np.mean(per_slice):.{digits}f}",
-        f"{np.mean(marked[~bleeding] > 0):.1%}",
-        f"{marked[~bleeding].mean():.1f}",
+        f"{pooled_dice(overlaps, empty=1.0):.{digits}f}",
+        f"{np.mean(bleeding_slice_dice(overlaps)):.{digits}f}",
+        f"{np.mean(marked > 0):.1%}",
+        f"{marked.mean():.1f}",
     ]
 
 
