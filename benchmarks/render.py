@@ -47,6 +47,16 @@ def _ok(ok: bool | None) -> str:
     return "—" if ok is None else ("met" if ok else "**not met**")
 
 
+def _near(value: float, target: float, fmt: str) -> str:
+    """``value`` as ``fmt`` (e.g. ``"{:.2f}×"``), with more digits where the rounded figure
+    would sit on the other side of ``target`` than the value does (2.4974 is not "2.50")."""
+    text = fmt.format(value)
+    rounded = float(text.rstrip("×%").replace(",", "")) / (100 if text.endswith("%") else 1)
+    if (rounded >= target) != (value >= target):
+        text = (fmt.replace(".2f", ".4f").replace(".0%", ".2%")).format(value)
+    return text
+
+
 class Bench:
     def __init__(self, data: dict) -> None:
         self.data = data
@@ -106,8 +116,9 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
         quant = file != f"{stem}.onnx"
         target = 3.0 if batch == 1 else (2.5 if quant else 1.3)
         what = "latency" if batch == 1 else "throughput"
-        separate = (f"{ratio:.2f}× ({_ms(Bench.median(b))} vs {_ms(Bench.median(keras))}); "
-                    f"{fastest:.2f}× vs Keras' fastest round ({_ms(keras['stats']['min'])})")
+        separate = (f"{_near(ratio, target, '{:.2f}×')} ({_ms(Bench.median(b))} vs "
+                    f"{_ms(Bench.median(keras))}); {_near(fastest, target, '{:.2f}×')} vs "
+                    f"Keras' fastest round ({_ms(keras['stats']['min'])})")
         paired = bench.one(rf"test_keras_paired\[{re.escape(file)}-{batch}\]")
         if paired:  # alternating rounds: the targets are judged on these pairs
             e = paired["extra_info"]
@@ -115,9 +126,10 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
                 "onnxruntime_median_s"]
             rows.append([f"{file} batch {batch} {what} vs Keras `predict` (same weights, "
                          f"alternating rounds)",
-                         f"{p_ratio:.2f}× (median of {e['rounds']} pairs; "
-                         f"{_ms(e['onnxruntime_median_s'])} vs {_ms(e['keras_median_s'])}); "
-                         f"{p_fastest:.2f}× vs Keras' fastest ({_ms(e['keras_fastest_s'])}); "
+                         f"{_near(p_ratio, target, '{:.2f}×')} (median of {e['rounds']} "
+                         f"pairs; {_ms(e['onnxruntime_median_s'])} vs "
+                         f"{_ms(e['keras_median_s'])}); {_near(p_fastest, target, '{:.2f}×')} "
+                         f"vs Keras' fastest ({_ms(e['keras_fastest_s'])}); "
                          f"separate tests: {separate}",
                          f"≥ {target:g}× (both)", _ok(min(p_ratio, p_fastest) >= target)])
             continue
@@ -198,8 +210,8 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
                 continue
             model = b["extra_info"]["model"]
             achieved = fl * b["extra_info"]["batch"] / Bench.median(b)
-            separate = (f"{achieved / rate:.0%} ({achieved / 1e9:.1f} GFLOP/s against "
-                        f"{rate / 1e9:.0f}, {fl / 1e9:.2f} GFLOP/slice)")
+            separate = (f"{_near(achieved / rate, 0.4, '{:.0%}')} ({achieved / 1e9:.1f} "
+                        f"GFLOP/s against {rate / 1e9:.0f}, {fl / 1e9:.2f} GFLOP/slice)")
             paired = bench.one(rf"test_flop_rate_paired\[{re.escape(model)}\]")
             if paired is None:
                 rows.append([f"{model} batch 32: achieved FLOP rate / matmul rate", separate,
@@ -210,9 +222,10 @@ def headline(bench: Bench, fp: dict) -> list[list[str]]:
             vs_fastest = e["model_median_flops_per_s"] / e["matmul_fastest_flops_per_s"]
             rows.append([f"{model} batch 32: achieved FLOP rate / matmul rate (alternating "
                          "rounds)",
-                         f"{ratio:.0%} (median of {e['rounds']} pairs; "
+                         f"{_near(ratio, 0.4, '{:.0%}')} (median of {e['rounds']} pairs; "
                          f"{e['model_median_flops_per_s'] / 1e9:.1f} GFLOP/s against "
-                         f"{e['matmul_median_flops_per_s'] / 1e9:.0f}); {vs_fastest:.0%} against "
+                         f"{e['matmul_median_flops_per_s'] / 1e9:.0f}); "
+                         f"{_near(vs_fastest, 0.4, '{:.0%}')} against "
                          f"matmul's fastest round "
                          f"({e['matmul_fastest_flops_per_s'] / 1e9:.0f} GFLOP/s); "
                          f"separate tests: {separate}",
