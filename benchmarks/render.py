@@ -51,7 +51,7 @@ def _near(value: float, target: float, fmt: str) -> str:
     """``value`` as ``fmt`` (e.g. ``"{:.2f}×"``), with more digits where the rounded figure
     would sit on the other side of ``target`` than the value does (2.4974 is not "2.50")."""
     text = fmt.format(value)
-    rounded = float(text.rstrip("×%").replace(",", "")) / (100 if text.endswith("%") else 1)
+    rounded = float(text.rstrip("×%")) / (100 if text.endswith("%") else 1)
     if (rounded >= target) != (value >= target):
         text = (fmt.replace(".2f", ".4f").replace(".0%", ".2%")).format(value)
     return text

@@ -183,8 +183,6 @@ def slice_overlaps(prob: np.ndarray, y: np.ndarray, threshold: float) -> np.ndar
     """Per slice: (true and marked pixels, true pixels, marked pixels) at ``threshold``, the
     counts pooled and per-slice Dice are made of."""
     masks, truth = prob[..., 0] >= threshold, y > 0
-    if truth.ndim == 4:
-        truth = truth[..., 0]
     return np.stack([np.logical_and(truth, masks).sum(axis=(1, 2)), truth.sum(axis=(1, 2)),
                      masks.sum(axis=(1, 2))], axis=1).astype(np.float64)
 
