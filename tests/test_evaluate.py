@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -240,6 +241,50 @@ def test_compare_models_pairs_segmenters(labelled_phantoms, tiny_model_dir, caps
         for cell in row.strip("| ").split(" | ")[2:]:
             assert cell.startswith("+0.000"), cell
             assert "[+0.000, +0.000]" in cell or "fewer than 3 patients" in cell
+
+
+def test_compare_models_pairs_thresholds_of_one_segmenter(labelled_phantoms, tiny_model_dir,
+                                                          capsys):
+    from training import compare_models
+
+    model = tiny_model_dir / "tiny_segmenter.onnx"
+    own = compare_models.model_info(model)["mask_threshold"]
+    swept = [0.3, 0.6]
+    assert own not in swept
+    assert compare_models.main(
+        ["--data", str(labelled_phantoms), "--paired", "--mask-thresholds", *map(str, swept),
+         "--models", str(model)]
+    ) == 0
+    out = capsys.readouterr().out
+    head, paired = out.split("Difference in Dice from")
+    assert f"at its own mask threshold {own:.2f}" in paired
+    rows = [r.strip("| ").split(" | ") for r in paired.splitlines() if r.startswith("| 0.")]
+    assert [r[0] for r in rows] == ["0.30", "0.60"]  # the swept ones, not the model's own
+    for cells in (r[1:] for r in rows):  # the tiny segmenter's maps are its binary prior
+        assert cells[0] in ("+0.000 [+0.000, +0.000]", "+0.000 (fewer than 3 patients)"), cells
+
+
+def test_paired_thresholds_difference(capsys):
+    import numpy as np
+
+    from training.compare_models import pooled_dice, print_paired_thresholds, slice_overlaps
+
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(10), 4)  # 10 patients of 4 slices
+    truth = np.zeros((40, 12, 12))
+    truth[::2, 3:8, 3:8] = 1
+    prob = np.clip(0.6 * truth + 0.5 * rng.random(truth.shape), 0, 1)[..., None]
+    at = {t: slice_overlaps(prob, truth, t) for t in (0.5, 0.7, 0.9)}
+    print_paired_thresholds(Path("m.onnx"), groups, 0.7, at, digits=4)
+    out = capsys.readouterr().out
+    assert "at its own mask threshold 0.70" in out and "10 patients, 10 with a bleeding" in out
+    rows = {r.split(" | ")[0].strip("| "): r.split(" | ")[1]
+            for r in out.splitlines() if r.startswith("| 0.")}
+    assert list(rows) == ["0.50", "0.90"]
+    for t in (0.5, 0.9):
+        gain = pooled_dice(at[t]) - pooled_dice(at[0.7])
+        assert abs(gain) > 0.01  # the thresholds do differ here
+        assert rows[f"{t:.2f}"].startswith(f"{gain:+.4f} ["), rows
 
 
 def test_dice_cells_difference_and_interval():

@@ -21,7 +21,8 @@ resample; a last column gives the mean over the labels that do have one, with it
 Segmenters get the same: each later one's pooled Dice and mean Dice over bleeding slices minus
 the first's, at each model's own mask threshold (or at each ``--mask-thresholds`` value, both
 models at that one), with the paired interval over patients (needs bleeding slices in at least
-three).
+three). With one segmenter, ``--paired`` and ``--mask-thresholds``, each threshold's Dice minus
+the model's own threshold's, with the same interval: how far a threshold's choice is resolved.
 """
 
 from __future__ import annotations
@@ -135,6 +136,11 @@ def score_segmenters(paths: list[Path], infos: dict, heads: list[str], args) -> 
     of ``phantoms-val10a/-10b`` the whole set's inputs and maps outgrew 24 GB."""
     sweep = args.mask_thresholds is not None
     at = [args.mask_thresholds if sweep else [infos[path]["mask_threshold"]] for path in paths]
+    # --paired with one segmenter and a sweep: each threshold against the model's own, so its
+    # counts are kept at its own threshold too (not a row of the table unless swept)
+    own = infos[paths[0]]["mask_threshold"] if args.paired and sweep and len(paths) == 1 else None
+    counted = [[*at[0], own] if own is not None and own not in at[0] else at[m]
+               for m in range(len(paths))]
     reads = [tuple(sorted((k, v) for k, v in infos[path].items() if k != "mask_threshold"))
              for path in paths]  # what building the inputs depends on
     # (model's index, row label, mirrored): a model listed twice gets its rows twice
@@ -157,7 +163,7 @@ def score_segmenters(paths: list[Path], infos: dict, heads: list[str], args) -> 
                     if mirrored:
                         of_mirror = predict(paths[m], np.ascontiguousarray(x[:, :, ::-1]))
                         p_run = average_with_mirrored(prob, of_mirror)
-                    for t in at[m]:
+                    for t in counted[m]:
                         counts.setdefault((r, t), []).append(slice_overlaps(p_run, y, t))
             del x, y
     first = ["model", "threshold"] if sweep else ["model"]
@@ -169,6 +175,10 @@ def score_segmenters(paths: list[Path], infos: dict, heads: list[str], args) -> 
             name = f"{label} | {t:.2f}" if sweep else label
             print(f"| {name} | {len(o)} | {' | '.join(segmenter_cells(o, args.digits))} |")
     print()
+    if own is not None:
+        print_paired_thresholds(paths[0], np.concatenate(groups[reads[0]]), own,
+                                {t: np.concatenate(counts[0, t]) for t in counted[0]},
+                                args.digits)
     if args.paired and len(paths) > 1:
         plain = {m: r for r, (m, _, mirrored) in enumerate(runs) if not mirrored}
         print_paired_dice(
@@ -247,6 +257,25 @@ def print_paired_dice(overlaps: list, digits: int = 3) -> None:
         for (t_first, o_first), (t, o) in zip(first_at.items(), at.items(), strict=True):
             shown = f"{t:.2f}" if t == t_first else f"{t_first:.2f} / {t:.2f}"
             print(f"| `{path}` | {shown} | {' | '.join(dice_cells(o_first, o, groups, digits))} |")
+    print()
+
+
+def print_paired_thresholds(path: Path, groups: np.ndarray, own: float, at: dict,
+                            digits: int = 3) -> None:
+    """``--paired``'s table for one segmenter and ``--mask-thresholds``: each threshold's Dice
+    minus the model's own threshold's, with the paired interval over patients (the same slices
+    and draws at every threshold); ``at`` holds :func:`slice_overlaps` per threshold."""
+    truth = at[own][:, 1]
+    print(f"Difference in Dice from `{path}` at its own mask threshold {own:.2f} (each threshold "
+          f"minus {own:.2f}), 95 % interval from {RESAMPLES_TEXT} paired draws of whole "
+          f"patients; {len(set(groups))} patients, {len(set(groups[truth > 0]))} with a "
+          f"bleeding slice")
+    print()
+    print("| threshold | Dice pooled | Dice mean (bleeding slices) |")
+    print("| --- | --- | --- |")
+    for t, o in at.items():
+        if t != own:
+            print(f"| {t:.2f} | {' | '.join(dice_cells(at[own], o, groups, digits))} |")
     print()
 
 
