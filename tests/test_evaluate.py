@@ -64,6 +64,21 @@ def test_hard_negatives_counts_what_the_models_mark(tmp_path, tiny_model_dir, ca
     assert " 0 / " not in rows[1] and "mL" in rows[1]
 
 
+def test_hard_negatives_segmenter_at_each_threshold(tmp_path, tiny_model_dir, capsys):
+    from training import hard_negatives
+    from training.synth import generate
+
+    generate(tmp_path / "neg", 2, 5, size=64, positive_fraction=0.0, thin_fraction=0.0)
+    assert hard_negatives.main([
+        "--data", str(tmp_path / "neg"), "--mask-thresholds", "0.5", "1.5",
+        "--segmenters", str(tiny_model_dir / "tiny_segmenter.onnx"),
+    ]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| `")]
+    assert [r.split(" | ")[0].split("` ")[1] for r in rows] == ["at 0.50", "at 1.50"]
+    assert " 0 / " not in rows[0]  # its prior is 1 on dense pixels: marked at 0.5
+    assert " 0 / " in rows[1] and "| 0.0 mL" in rows[1]  # nothing reaches 1.5
+
+
 def test_hard_negatives_paired_difference(tmp_path, tiny_model_dir, capsys):
     from pathlib import Path
 

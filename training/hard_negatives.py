@@ -8,7 +8,8 @@
 
 Every slice of the folders must be bleed-free (checked against their ``stage_2_train.csv``).
 Per classifier: slices at or above its own ``any`` slice threshold, and series whose verdict
-says ``any``; per segmenter: slices with any mask and the volume marked. All of it is false.
+says ``any``; per segmenter: slices with any mask and the volume marked, at its own mask
+threshold or at each of ``--mask-thresholds``. All of it is false.
 With ``--paired``, each later classifier's flagged slices minus the first's follow, with a
 95 % interval from ``ichinfer.metrics.RESAMPLES`` paired draws of whole series (a few series
 hold most flags).
@@ -64,14 +65,16 @@ def paired_row(path: Path, first: np.ndarray, flags: np.ndarray, groups: np.ndar
     return f"| `{path}` | {int(d.sum()):+d} [{low:+.0f}, {high:+.0f}] |"
 
 
-def segmenter_row(path: Path, folders: list[Path]) -> str:
-    seg = ichinfer.Segmenter(path)
+def segmenter_row(path: Path, folders: list[Path], threshold: float | None = None) -> str:
+    """Slices with a mask and the volume marked, at ``threshold`` (None: the model's own)."""
+    seg = ichinfer.Segmenter(path, threshold=threshold)
     series = [s for f in folders for s in seg.segment(f / "stage_2_train").series]
     slices = [x for s in series for x in s.slices]
     marked = sum(bool(x.mask.any()) for x in slices)
     ml = sum(s.volume_ml or 0.0 for s in series)
+    name = f"`{path}`" if threshold is None else f"`{path}` at {threshold:.2f}"
     return (
-        f"| `{path}` | {marked} / {len(slices)} | {ml:.1f} mL ({ml / len(series):.1f} a series) |"
+        f"| {name} | {marked} / {len(slices)} | {ml:.1f} mL ({ml / len(series):.1f} a series) |"
     )
 
 
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paired", action="store_true",
                    help="each later classifier's flagged slices minus the first's, with a "
                         "paired 95 %% interval over series")
+    p.add_argument("--mask-thresholds", type=float, nargs="+", default=None,
+                   help="segmenters: a row at each of these mask thresholds instead of their own")
     args = p.parse_args(argv)
     check_bleed_free(args.data)
     if args.classifiers:
@@ -109,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print("| segmenter | slices with a mask | volume marked |")
         print("| --- | --- | --- |")
         for path in args.segmenters:
-            print(segmenter_row(path, args.data))
+            for threshold in args.mask_thresholds or [None]:
+                print(segmenter_row(path, args.data, threshold))
     return 0
 
 
