@@ -325,13 +325,17 @@ CANDIDATES = (
 #: the stages the bundled models come from (``training/make_bundled_models.sh``), as their row
 #: in the candidates' table on the current test phantoms (``models/evaluation.json``); they
 #: were not scored on ``phantoms-test``
-BUNDLED = "**bundled (stage X's classifier, stage Y's segmenter)**"
+BUNDLED = "**bundled (stage X's classifier, stage Y's segmenter at 0.95)**"
 #: the bundle before stage P's classifier replaced stage G's
 BUNDLED_BEFORE_P = "stage G's classifier, stage L's segmenter (bundled before stage P)"
 #: the bundle before stage X's classifier replaced stage P's
 BUNDLED_BEFORE_X = "stage P's classifier, stage L's segmenter (bundled before stage X)"
 #: the bundle before stage Y's segmenter replaced stage L's
 BUNDLED_BEFORE_Y = "stage X's classifier, stage L's segmenter (bundled before stage Y)"
+#: the bundle before stage Y's mask threshold was chosen again (0.80 -> 0.95, same weights)
+BUNDLED_BEFORE_Y_THRESHOLD = (
+    "stage X's classifier, stage Y's segmenter at 0.80 (bundled before its threshold rule)"
+)
 #: earlier stages on stage D's generator's test phantoms (``models/evaluation.json``'s)
 REPLACED_ON_CURRENT_TEST = (
     ("stage C", "training/trials/stage-c-evaluation-test2.json"),
@@ -345,6 +349,8 @@ REPLACED_ON_CURRENT_TEST = (
     (BUNDLED_BEFORE_P, "training/trials/bundle-before-p-evaluation-test2.json"),
     (BUNDLED_BEFORE_X, "training/trials/bundle-before-x-evaluation-test2.json"),
     (BUNDLED_BEFORE_Y, "training/trials/bundle-before-y-evaluation-test2.json"),
+    (BUNDLED_BEFORE_Y_THRESHOLD,
+     "training/trials/bundle-before-threshold-y-evaluation-test2.json"),
 )
 
 
