@@ -934,21 +934,26 @@ cp models/densenet_unet.onnx models/densenet_unet.int8.onnx runs/stage-l/models/
 cp models/evaluation.json training/trials/bundle-before-y-evaluation-test2.json
 cp training/trials/bundle-evaluation-test2-test5.json \
     training/trials/bundle-before-y-evaluation-test2-test5.json
-python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
-    --segmenter runs/ft28/densenet_unet.keras --mask-threshold 0.80 --data "$DATA/phantoms-val" \
-    --update
-python export/from_onnx.py --model-dir models --out runs/bundled densenet_unet
-python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
-    --out models/evaluation.json
-python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
-    "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
-for gate in off on; do
-    extra=()
-    [ "$gate" = on ] && extra=(--gate)
-    python training/evaluate.py --only segment "${extra[@]}" --data "$DATA/phantoms-test2" \
-        "$DATA/phantoms-test5a" "$DATA/phantoms-test5b" --real ../shared/data \
-        --out "training/trials/gate-$gate-test-stage-y.json"
-done
+bundle_segmenter_y() {  # bundle_segmenter_y THRESHOLD SUFFIX: stage Y's checkpoint into the
+    # bundle at that mask threshold, then the card's evaluations and --gate's, files named SUFFIX
+    python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
+        --segmenter runs/ft28/densenet_unet.keras --mask-threshold "$1" \
+        --data "$DATA/phantoms-val" --update
+    python export/from_onnx.py --model-dir models --out runs/bundled densenet_unet
+    python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
+        --out models/evaluation.json
+    python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
+        "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
+    local gate extra
+    for gate in off on; do
+        extra=()
+        [ "$gate" = on ] && extra=(--gate)
+        python training/evaluate.py --only segment "${extra[@]}" --data "$DATA/phantoms-test2" \
+            "$DATA/phantoms-test5a" "$DATA/phantoms-test5b" --real ../shared/data \
+            --out "training/trials/gate-$gate-test-stage-y$2.json"
+    done
+}
+bundle_segmenter_y 0.80 ""
 
 # stage Y's mask threshold (training/trials/threshold-y-rule.md, committed before any threshold
 # but 0.80 was scored for it): the highest pooled Dice of 0.40-0.95 over the eight validation
@@ -964,21 +969,7 @@ python training/hard_negatives.py --data "$DATA/hardneg-q79" "$DATA/hardneg-q81"
 cp models/evaluation.json training/trials/bundle-before-threshold-y-evaluation-test2.json
 cp training/trials/bundle-evaluation-test2-test5.json \
     training/trials/bundle-before-threshold-y-evaluation-test2-test5.json
-python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
-    --segmenter runs/ft28/densenet_unet.keras --mask-threshold 0.95 --data "$DATA/phantoms-val" \
-    --update
-python export/from_onnx.py --model-dir models --out runs/bundled densenet_unet
-python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
-    --out models/evaluation.json
-python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
-    "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
-for gate in off on; do
-    extra=()
-    [ "$gate" = on ] && extra=(--gate)
-    python training/evaluate.py --only segment "${extra[@]}" --data "$DATA/phantoms-test2" \
-        "$DATA/phantoms-test5a" "$DATA/phantoms-test5b" --real ../shared/data \
-        --out "training/trials/gate-$gate-test-stage-y-095.json"
-done
+bundle_segmenter_y 0.95 -095
 python training/evaluate.py --only segment --mirror --data "$DATA/phantoms-test2" \
     "$DATA/phantoms-test5a" "$DATA/phantoms-test5b" --real ../shared/data \
     --out training/trials/mirror-segmenter-test2-test5-stage-y-095.json
