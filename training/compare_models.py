@@ -139,8 +139,9 @@ def score_segmenters(paths: list[Path], infos: dict, heads: list[str], args) -> 
     # --paired with one segmenter and a sweep: each threshold against the model's own, so its
     # counts are kept at its own threshold too (not a row of the table unless swept)
     own = infos[paths[0]]["mask_threshold"] if args.paired and sweep and len(paths) == 1 else None
-    counted = [[*at[0], own] if own is not None and own not in at[0] else at[m]
-               for m in range(len(paths))]
+    counted = list(at)  # the thresholds each model's counts are kept at
+    if own is not None and own not in at[0]:
+        counted[0] = [*at[0], own]
     reads = [tuple(sorted((k, v) for k, v in infos[path].items() if k != "mask_threshold"))
              for path in paths]  # what building the inputs depends on
     # (model's index, row label, mirrored): a model listed twice gets its rows twice
