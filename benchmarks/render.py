@@ -49,12 +49,11 @@ def _ok(ok: bool | None) -> str:
 
 def _near(value: float, target: float, fmt: str) -> str:
     """``value`` as ``fmt`` (e.g. ``"{:.2f}×"``), with more digits where the rounded figure
-    would sit on the other side of ``target`` than the value does (2.4974 is not "2.50")."""
-    text = fmt.format(value)
-    rounded = float(text.rstrip("×%")) / (100 if text.endswith("%") else 1)
-    if (rounded >= target) != (value >= target):
-        text = (fmt.replace(".2f", ".4f").replace(".0%", ".2%")).format(value)
-    return text
+    would sit on the other side of ``target`` than the value does (2.4974 is not "2.50"). The
+    targets lie on the format's grid, so only a value just short of one can round onto it."""
+    if value < target and fmt.format(value) == fmt.format(target):
+        return fmt.replace(".2f", ".4f").replace(".0%", ".2%").format(value)
+    return fmt.format(value)
 
 
 class Bench:
