@@ -239,14 +239,18 @@ def dice_cells(
     return cells
 
 
+def patients_text(groups: np.ndarray, truth: np.ndarray) -> str:
+    """``"N patients, M with a bleeding slice"`` for the paired Dice tables' headings."""
+    return f"{len(set(groups))} patients, {len(set(groups[truth > 0]))} with a bleeding slice"
+
+
 def print_paired_dice(overlaps: list, digits: int = 3) -> None:
     """``--paired``'s table for segmenters: each later one minus the first, per threshold;
     ``overlaps`` holds per model ``(path, each slice's patient, {threshold: slice_overlaps})``."""
     first_path, groups, first_at = overlaps[0]
     truth = first_at[next(iter(first_at))][:, 1]
     print(f"Difference in Dice from `{first_path}` (later minus first), 95 % interval from "
-          f"{RESAMPLES_TEXT} paired draws of whole patients; {len(set(groups))} patients, "
-          f"{len(set(groups[truth > 0]))} with a bleeding slice")
+          f"{RESAMPLES_TEXT} paired draws of whole patients; {patients_text(groups, truth)}")
     print()
     print("| model | threshold | Dice pooled | Dice mean (bleeding slices) |")
     print("| --- | --- | --- | --- |")
@@ -269,8 +273,7 @@ def print_paired_thresholds(path: Path, groups: np.ndarray, own: float, at: dict
     truth = at[own][:, 1]
     print(f"Difference in Dice from `{path}` at its own mask threshold {own:.2f} (each threshold "
           f"minus {own:.2f}), 95 % interval from {RESAMPLES_TEXT} paired draws of whole "
-          f"patients; {len(set(groups))} patients, {len(set(groups[truth > 0]))} with a "
-          f"bleeding slice")
+          f"patients; {patients_text(groups, truth)}")
     print()
     print("| threshold | Dice pooled | Dice mean (bleeding slices) |")
     print("| --- | --- | --- |")
