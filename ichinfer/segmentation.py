@@ -82,9 +82,18 @@ class Segmenter:
         """Masks for one series. ``keep`` (one flag per slice): only those slices may have a
         mask, the rest get an empty one (:func:`ichinfer.study.assess_series` with
         ``gate=True`` passes the classifier's ``any`` calls)."""
+        return self.segment_series_at(prepared, [self.threshold], keep)[0]
+
+    def segment_series_at(self, prepared: PreparedSeries, thresholds: Sequence[float],
+                          keep: Sequence[bool] | np.ndarray | None = None,
+                          ) -> list[SeriesSegmentation]:
+        """:meth:`segment_series` at each of ``thresholds`` from one run of the model: the
+        masks this segmenter would give with ``threshold=t``, for each ``t`` (choosing a
+        threshold on the product's own output: ``training/evaluate.py --mask-thresholds``)."""
         series = prepared.series
         if keep is not None and len(keep) != len(series.slices):
             raise ValueError(f"keep has {len(keep)} flags for {len(series.slices)} slices")
+        thresholds = [float(t) for t in thresholds]
         loc = prepared.locations_mm
         sampled = sample_indices(loc, self.spec.slab_mm)
         # probability maps on the model grid, float16 to halve what a long series holds
@@ -100,45 +109,52 @@ class Segmenter:
         # masks are shared between slices wherever they must be equal: the same map on the same
         # grid, and the empty mask wherever neither map around a slice reaches the threshold
         masks: dict[tuple, np.ndarray] = {}
-        slices = []
+        slices: list[list[SliceMask]] = [[] for _ in thresholds]
         for i, info in enumerate(series.slices):
             a, b, wi, shape = int(lo[i]), int(hi[i]), float(w[i]), (info.rows, info.columns)
             if wi <= 0.0 or wi >= 1.0 or a == b:  # one map: a slice's own or its nearest one's
                 a = b = a if wi < 1.0 else b
                 wi = 0.0
-            empty = max(peak[a], peak[b]) < self.threshold or (keep is not None
-                                                                and not keep[i])
-            key: tuple = ("empty", shape) if empty else (a, b, wi, shape)
-            if key not in masks:
-                if empty:
-                    masks[key] = np.zeros(shape, dtype=np.uint8)
-                    masks[key].flags.writeable = False
-                else:
-                    grid = maps[a].astype(np.float32)
-                    if wi:
-                        grid = (1.0 - wi) * grid + wi * maps[b].astype(np.float32)
-                    masks[key] = (from_model_grid(grid, shape) >= self.threshold).astype(np.uint8)
-            slices.append(
-                SliceMask(
-                    index=i,
-                    path=info.path,
-                    frame=info.frame,
-                    sop_instance_uid=info.sop_instance_uid,
-                    location_mm=float(loc[i]),
-                    pixel_spacing_mm=info.pixel_spacing_mm,
-                    mask=masks[key],
-                    thickness_mm=float(extents[i]),
+            probability = None  # this slice's map on its own grid, made once for all thresholds
+            for k, threshold in enumerate(thresholds):
+                empty = max(peak[a], peak[b]) < threshold or (keep is not None
+                                                               and not keep[i])
+                key: tuple = ("empty", shape) if empty else (a, b, wi, shape, threshold)
+                if key not in masks:
+                    if empty:
+                        masks[key] = np.zeros(shape, dtype=np.uint8)
+                        masks[key].flags.writeable = False
+                    else:
+                        if probability is None:
+                            grid = maps[a].astype(np.float32)
+                            if wi:
+                                grid = (1.0 - wi) * grid + wi * maps[b].astype(np.float32)
+                            probability = from_model_grid(grid, shape)
+                        masks[key] = (probability >= threshold).astype(np.uint8)
+                slices[k].append(
+                    SliceMask(
+                        index=i,
+                        path=info.path,
+                        frame=info.frame,
+                        sop_instance_uid=info.sop_instance_uid,
+                        location_mm=float(loc[i]),
+                        pixel_spacing_mm=info.pixel_spacing_mm,
+                        mask=masks[key],
+                        thickness_mm=float(extents[i]),
+                    )
                 )
+        return [
+            SeriesSegmentation(
+                study_uid=series.study_uid,
+                series_uid=series.series_uid,
+                spacing_mm=series.spacing_mm,
+                slices=at,
+                warnings=list(series.warnings),
+                n_inferences=int(len(sampled)) * (2 if self.mirror else 1),
+                source=series,
             )
-        return SeriesSegmentation(
-            study_uid=series.study_uid,
-            series_uid=series.series_uid,
-            spacing_mm=series.spacing_mm,
-            slices=slices,
-            warnings=list(series.warnings),
-            n_inferences=int(len(sampled)) * (2 if self.mirror else 1),
-            source=series,
-        )
+            for at in slices
+        ]
 
     def run_series(
         self,

@@ -253,3 +253,30 @@ def test_segment_with_a_gate_from_python(phantom_study, tiny_model_dir, monkeypa
     monkeypatch.setenv("ICHINFER_MODEL_DIR", str(tiny_model_dir))
     default = ichinfer.segment(phantom_study.folder, gate=True)
     assert default.model["gate"]["classifier"] == "tiny_classifier.onnx"
+
+
+def test_masks_at_several_thresholds_from_one_run(tmp_path, tiny_model_dir):
+    """segment_series_at: each threshold's masks are what a segmenter with that threshold gives,
+    on a thin series whose slices between slabs carry interpolated maps, from one model run."""
+    from ichinfer.pipeline import PreparedSeries
+    from training.synth import make_study, write_study
+
+    write_study(make_study(11, size=64, positive=True, thin=True), tmp_path)
+    model = tiny_model_dir / "tiny_segmenter.onnx"
+    series = ichinfer.read_series(tmp_path / "stage_2_train")
+    seg = ichinfer.Segmenter(model)
+    calls = []
+    run = seg.session.run
+    seg.session.run = lambda x: calls.append(len(x)) or run(x)
+    thresholds = [0.1, 0.2, 0.5]
+    at = seg.segment_series_at(PreparedSeries(series), thresholds)
+    assert sum(calls) == at[0].n_inferences < len(series.slices)  # one run for all three
+    areas = []
+    for t, result in zip(thresholds, at, strict=True):
+        alone = ichinfer.Segmenter(model, threshold=t).segment_series(PreparedSeries(series))
+        assert len(result.slices) == len(alone.slices) == len(series.slices)
+        for mine, theirs in zip(result.slices, alone.slices, strict=True):
+            assert np.array_equal(mine.mask, theirs.mask), (t, mine.index)
+        assert result.volume_ml == pytest.approx(alone.volume_ml)
+        areas.append(sum(int(s.mask.sum()) for s in result.slices))
+    assert areas[0] > areas[1] > areas[2] > 0  # the thresholds give different masks

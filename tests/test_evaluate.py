@@ -494,3 +494,54 @@ def test_seg_breakdown_reports_the_model_grid_ceiling(labelled_phantoms, tmp_pat
         ceilings[size] = float(rows["all"][3])
     assert ceilings[96] == 1.0  # nothing lost on the image's own grid
     assert 0.5 < ceilings[32] < 1.0  # edge pixels lost on a grid a third of the size
+
+
+def test_thresholds_from_one_run_score_as_a_run_at_each(labelled_phantoms, tmp_path):
+    """evaluate_segmenter_thresholds: each threshold's figures are evaluate_segmenter's at that
+    threshold, and the differences are against the reference threshold, inside their interval."""
+    from tiny_models import tiny_segmenter
+
+    from training.evaluate import evaluate_segmenter, evaluate_segmenter_thresholds
+
+    seg = tmp_path / "seg.onnx"
+    onnx.save(tiny_segmenter(), seg)  # its own mask threshold: 0.5
+    figures = evaluate_segmenter_thresholds(seg, labelled_phantoms, [0.9, 0.2])
+    assert figures["reference_threshold"] == 0.5
+    rows = {row["threshold"]: row for row in figures["thresholds"]}
+    assert list(rows) == [0.2, 0.5, 0.9]  # sorted, the reference among them
+    assert figures["bleed_free_series"] == 2 and figures["bleeding_series"] == 2
+    for t, row in rows.items():
+        alone = evaluate_segmenter(seg, labelled_phantoms, threshold=t)
+        assert row["dice_pooled"] == pytest.approx(alone["dice_pooled"], abs=1e-12)
+        assert row["dice_mean_bleeding_slices"] == pytest.approx(
+            alone["dice_mean_bleeding_slices"], abs=1e-12)
+        assert row["volume_median_relative_error"] == pytest.approx(
+            alone["volume_median_relative_error"], abs=1e-12)
+        assert figures["slices"] == alone["slices"]
+        assert figures["bleeding_slices"] == alone["bleeding_slices"]
+    assert "dice_pooled_minus_reference" not in rows[0.5]
+    assert len({row["dice_pooled"] for row in rows.values()}) == 3
+    assert rows[0.2]["bleed_free_volume_ml"] >= rows[0.9]["bleed_free_volume_ml"]
+    for t in (0.2, 0.9):
+        for key, figure in (("dice_pooled", "dice_pooled_minus_reference"),
+                            ("dice_mean_bleeding_slices", "dice_mean_minus_reference")):
+            diff = rows[t][figure]
+            assert diff == pytest.approx(rows[t][key] - rows[0.5][key], abs=1e-12)
+            low, high = rows[t][figure + "_ci95"]
+            assert low <= diff <= high
+
+
+def test_evaluate_scores_several_mask_thresholds_from_the_command_line(labelled_phantoms,
+                                                                       tiny_model_dir, tmp_path):
+    from training.evaluate import main
+
+    out = tmp_path / "thresholds.json"
+    assert main(["--data", str(labelled_phantoms), "--model-dir", str(tiny_model_dir),
+                 "--only", "segment", "--mask-thresholds", "0.3", "0.7",
+                 "--mask-threshold", "0.7", "--out", str(out)]) == 0
+    (figures,) = json.loads(out.read_text())["segmenters"]
+    assert figures["reference_threshold"] == 0.7
+    assert [row["threshold"] for row in figures["thresholds"]] == [0.3, 0.7]
+    with pytest.raises(SystemExit):
+        main(["--data", str(labelled_phantoms), "--model-dir", str(tiny_model_dir),
+              "--mask-thresholds", "0.3", "--gate"])

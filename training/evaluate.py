@@ -15,6 +15,9 @@ of CQ500 slices flagged ``any`` and the series' verdict, the known-negative RSNA
 what each segmenter marks on CQ500 (slices and mL, all false). ``--only segment`` scores the
 segmenters alone, and ``--mask-threshold`` / ``--between`` / ``--mirror`` / ``--gate`` override
 their runtime settings (to see what a setting does, never to change the bundled figures).
+``--mask-thresholds A B ...`` scores the segmenters at each threshold from one run of the model,
+each against ``--mask-threshold`` (the model's own by default) with paired intervals: thresholds
+are chosen on the masks the runtime makes, on each slice's own grid (``threshold-y.md``).
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ from ichinfer.metrics import (  # noqa: E402
     SERIES_INTERVAL,
     roc_auc,
     sensitivity_specificity,
+    series_bootstrap,
     series_interval,
     weighted_auc,
     weighted_log_loss,
 )
+from ichinfer.pipeline import PreparedSeries, scan_inputs  # noqa: E402
 from ichinfer.preprocess import dense_prior  # noqa: E402
 from training.data import read_rsna_labels, slice_mask  # noqa: E402
 
@@ -180,8 +185,8 @@ def evaluate_segmenter(path: Path, data: Path | Sequence[Path], gate_with=None,
     c = np.asarray(parts, dtype=np.float64).reshape(-1, 5)
     bleeding_series = len({gr for gr, row in zip(groups, parts, strict=True) if row[4]})
 
-    def pooled(first: int):  # pooled Dice of columns (overlap, sizes); NaN for a bleed-free draw
-        return lambda w: (2 * w @ c[:, first] / (w @ c[:, first + 1])) if w @ c[:, 4] else np.nan
+    def pooled(first: int):
+        return _pooled_dice(c[:, first], c[:, first + 1], c[:, 4])
 
     return {
         "model": path.name,
@@ -203,6 +208,106 @@ def evaluate_segmenter(path: Path, data: Path | Sequence[Path], gate_with=None,
         "mirror": seg.mirror,
         **({"gate": f"any, {gate_with.spec.path.name} at {gate_with.thresholds['any']:.3f}"}
            if gate_with is not None else {}),
+    }
+
+
+def _pooled_dice(overlap: np.ndarray, sizes: np.ndarray, bleeding: np.ndarray):
+    """Pooled Dice of per-slice (overlap, sizes) with each slice weighted ``w[slice]``, as a
+    statistic for :func:`ichinfer.metrics.series_bootstrap`; NaN for a draw without a bleed."""
+    return lambda w: (2 * w @ overlap / (w @ sizes)) if w @ bleeding else np.nan
+
+
+def _mean_dice(overlap: np.ndarray, sizes: np.ndarray, bleeding: np.ndarray):
+    """Mean Dice over the bleeding slices, weighted ``w[slice]``; NaN for a draw without one."""
+    dice = np.divide(2 * overlap, sizes, out=np.zeros_like(overlap), where=sizes > 0) * bleeding
+    return lambda w: (w @ dice / (w @ bleeding)) if w @ bleeding else np.nan
+
+
+def _paired(statistic, other, groups: np.ndarray) -> list | None:
+    """``statistic - other`` with the interval from draws of whole series, both figures
+    computed on the same draw (paired)."""
+    low, high, used = series_bootstrap(lambda w: statistic(w) - other(w), groups)
+    return [low, high] if used else None
+
+
+def evaluate_segmenter_thresholds(path: Path, data: Path | Sequence[Path],
+                                  thresholds: Sequence[float], **settings) -> dict:
+    """The segmenter at each of ``thresholds`` through the runtime, one run of the model per
+    series (:meth:`ichinfer.Segmenter.segment_series_at`): per threshold, the figures of
+    :func:`evaluate_segmenter` (pooled Dice and its interval, mean Dice over bleeding slices,
+    median volume error), what it marks on the bleed-free series (slices, mL), and its pooled
+    Dice and mean Dice over bleeding slices minus the reference threshold's (the segmenter's
+    own, or ``settings["threshold"]``), with the interval of paired draws of whole series."""
+    seg = ichinfer.Segmenter(path, device="cpu", **settings)
+    reference = seg.threshold
+    ts = sorted({float(t) for t in thresholds} | {reference})
+    t0 = time.time()
+    scan = scan_inputs([f / "stage_2_train" for f in _folders(data)], on_error="raise")
+    truth_volumes = {k: v for f in _folders(data) for k, v in _truth_volumes(f).items()}
+    parts: dict[float, list] = {t: [] for t in ts}  # per slice: (overlap, sizes)
+    free = {t: [0, 0.0] for t in ts}  # on bleed-free series: slices marked, mL
+    volumes: dict[float, list] = {t: [] for t in ts}
+    bleeding, groups = [], []
+    free_series = free_slices = 0
+    for series in scan.series:
+        at = seg.segment_series_at(PreparedSeries(series), ts)
+        truths = [slice_mask(Path(sl.path).parent.parent, Path(sl.path)) > 0
+                  for sl in at[0].slices]
+        bleeds = [bool(truth.any()) for truth in truths]
+        bleeding += bleeds
+        groups += [series.series_uid] * len(truths)
+        free_series += not any(bleeds)
+        free_slices += 0 if any(bleeds) else len(truths)
+        true_ml = truth_volumes.get(series.series_uid)
+        for t, result in zip(ts, at, strict=True):
+            parts[t] += [_dice_parts(truth, sl.mask > 0)
+                         for truth, sl in zip(truths, result.slices, strict=True)]
+            if not any(bleeds):
+                free[t][0] += sum(bool(sl.mask.any()) for sl in result.slices)
+                free[t][1] += result.volume_ml or 0.0
+            if true_ml is not None and true_ml > 0.5 and result.volume_ml is not None:
+                volumes[t].append(abs(result.volume_ml - true_ml) / true_ml)
+    seconds = time.time() - t0
+    g = np.asarray(groups)
+    b = np.asarray(bleeding, dtype=np.float64)
+    cols = {t: np.asarray(parts[t], dtype=np.float64).reshape(-1, 2) for t in ts}
+    pooled = {t: _pooled_dice(cols[t][:, 0], cols[t][:, 1], b) for t in ts}
+    mean = {t: _mean_dice(cols[t][:, 0], cols[t][:, 1], b) for t in ts}
+    everything = np.ones(len(g))
+    rows = []
+    for t in ts:
+        rows.append({
+            "threshold": t,
+            "dice_pooled": float(pooled[t](everything)),
+            "dice_pooled_ci95": _interval(pooled[t], g, b == 1),
+            "dice_mean_bleeding_slices": float(mean[t](everything)),
+            "volume_median_relative_error": float(np.median(volumes[t])) if volumes[t] else None,
+            "bleed_free_slices_marked": free[t][0],
+            "bleed_free_volume_ml": round(free[t][1], 2),
+            **({} if t == reference else {
+                "dice_pooled_minus_reference": float(pooled[t](everything)
+                                                     - pooled[reference](everything)),
+                "dice_pooled_minus_reference_ci95": _paired(pooled[t], pooled[reference], g),
+                "dice_mean_minus_reference": float(mean[t](everything)
+                                                   - mean[reference](everything)),
+                "dice_mean_minus_reference_ci95": _paired(mean[t], mean[reference], g),
+            }),
+        })
+    return {
+        "model": path.name,
+        "reference_threshold": reference,
+        "between": seg.between,
+        "mirror": seg.mirror,
+        "slices": len(g),
+        "series": len(set(groups)),
+        "bleeding_series": len(set(g[b == 1])),
+        "bleeding_slices": int(b.sum()),
+        "bleed_free_series": free_series,
+        "bleed_free_slices": free_slices,
+        "volume_series": len(volumes[reference]),
+        "interval": SERIES_INTERVAL + "; differences: both figures on the same draws",
+        "seconds": round(seconds, 1),
+        "thresholds": rows,
     }
 
 
@@ -289,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--only", choices=("classify", "segment"), default=None, help="one task")
     p.add_argument("--mask-threshold", type=float, default=None, help="segmenters' threshold")
+    p.add_argument("--mask-thresholds", type=float, nargs="+", default=None,
+                   help="segmenters scored at each of these thresholds from one run, each "
+                        "against --mask-threshold (default: the model's own) with paired "
+                        "intervals")
     p.add_argument("--between", choices=("interpolate", "nearest"), default=None)
     p.add_argument("--mirror", action="store_true",
                    help="segmenters also run on each slab mirrored left to right, averaged")
@@ -296,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="segmenters' masks only on slices the folder's default classifier "
                         "calls 'any' (ichinfer segment --gate)")
     args = p.parse_args(argv)
+    if args.mask_thresholds and (args.gate or args.real):
+        p.error("--mask-thresholds scores the phantoms' masks only: not with --gate or --real")
     settings = {
         k: v
         for k, v in (("threshold", args.mask_threshold), ("between", args.between),
@@ -316,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.real:
                 report["real"].append(real_checks(path, args.real))
         elif entry.get("task") == "segment":
+            if args.mask_thresholds:
+                report["segmenters"].append(evaluate_segmenter_thresholds(
+                    path, args.data, args.mask_thresholds, **settings))
+                continue
             report["segmenters"].append(evaluate_segmenter(path, args.data, gate, **settings))
             real = (real_segmenter_checks(path, args.real, gate, **settings) if args.real
                     else None)
