@@ -77,6 +77,11 @@ def test_hard_negatives_segmenter_at_each_threshold(tmp_path, tiny_model_dir, ca
     assert [r.split(" | ")[0].split("` ")[1] for r in rows] == ["at 0.50", "at 1.50"]
     assert " 0 / " not in rows[0]  # its prior is 1 on dense pixels: marked at 0.5
     assert " 0 / " in rows[1] and "| 0.0 mL" in rows[1]  # nothing reaches 1.5
+    # one run for both thresholds: 0.50's row is the row at the model's own threshold, 0.5
+    assert hard_negatives.main(["--data", str(tmp_path / "neg"), "--segmenters",
+                                str(tiny_model_dir / "tiny_segmenter.onnx")]) == 0
+    (own,) = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| `")]
+    assert own.split(" | ")[1:] == rows[0].split(" | ")[1:]
 
 
 def test_hard_negatives_paired_difference(tmp_path, tiny_model_dir, capsys):

@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 import ichinfer  # noqa: E402
 from ichinfer.metrics import RESAMPLES_TEXT, series_bootstrap  # noqa: E402
+from ichinfer.pipeline import PreparedSeries, scan_inputs  # noqa: E402
 from training.data import read_rsna_labels  # noqa: E402
 
 
@@ -65,17 +66,24 @@ def paired_row(path: Path, first: np.ndarray, flags: np.ndarray, groups: np.ndar
     return f"| `{path}` | {int(d.sum()):+d} [{low:+.0f}, {high:+.0f}] |"
 
 
-def segmenter_row(path: Path, folders: list[Path], threshold: float | None = None) -> str:
-    """Slices with a mask and the volume marked, at ``threshold`` (None: the model's own)."""
-    seg = ichinfer.Segmenter(path, threshold=threshold)
-    series = [s for f in folders for s in seg.segment(f / "stage_2_train").series]
-    slices = [x for s in series for x in s.slices]
-    marked = sum(bool(x.mask.any()) for x in slices)
-    ml = sum(s.volume_ml or 0.0 for s in series)
-    name = f"`{path}`" if threshold is None else f"`{path}` at {threshold:.2f}"
-    return (
-        f"| {name} | {marked} / {len(slices)} | {ml:.1f} mL ({ml / len(series):.1f} a series) |"
-    )
+def segmenter_rows(path: Path, folders: list[Path],
+                   thresholds: list[float] | None = None) -> list[str]:
+    """Slices with a mask and the volume marked, at each of ``thresholds`` (None: the model's
+    own), from one run of the model (:meth:`ichinfer.Segmenter.segment_series_at`)."""
+    seg = ichinfer.Segmenter(path)
+    at = thresholds or [seg.threshold]
+    marked, ml = [0] * len(at), [0.0] * len(at)
+    scan = scan_inputs([f / "stage_2_train" for f in folders], on_error="raise")
+    for series in scan.series:
+        for k, result in enumerate(seg.segment_series_at(PreparedSeries(series), at)):
+            marked[k] += sum(bool(x.mask.any()) for x in result.slices)
+            ml[k] += result.volume_ml or 0.0
+    n_slices, n_series = sum(len(s.slices) for s in scan.series), len(scan.series)
+    return [
+        f"| {f'`{path}`' if thresholds is None else f'`{path}` at {t:.2f}'} | {marked[k]} / "
+        f"{n_slices} | {ml[k]:.1f} mL ({ml[k] / n_series:.1f} a series) |"
+        for k, t in enumerate(at)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| segmenter | slices with a mask | volume marked |")
         print("| --- | --- | --- |")
         for path in args.segmenters:
-            for threshold in args.mask_thresholds or [None]:
-                print(segmenter_row(path, args.data, threshold))
+            print("\n".join(segmenter_rows(path, args.data, args.mask_thresholds)))
     return 0
 
 
