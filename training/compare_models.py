@@ -9,8 +9,11 @@ classifiers get each label's AUC, their mean and their minimum; segmenters get p
 Dice over bleeding slices, and the share of bleed-free slices where they mark anything (with the
 mean area marked there, in pixels of the model grid), at the mask threshold in their metadata or,
 with ``--mask-thresholds``, at each of those (one row per model and threshold). Used to choose
-between candidate checkpoints, and a segmenter's threshold, on validation data only (never the
-test phantoms or the real scans).
+between candidate checkpoints on validation data only (never the test phantoms or the real
+scans). Segmenters are scored here on the model's own grid, slab by slab, not on the masks the
+runtime makes (each slab's map put back on its slice's grid, and interpolated between sampled
+slabs on thin series), and the two rank thresholds differently (``trials/threshold-y.md``): a
+segmenter's threshold is chosen with ``training/evaluate.py --mask-thresholds`` instead.
 
 With ``--paired``, each later classifier's difference from the first follows, per label and in
 the mean of the labels, with a 95 % interval from ``ichinfer.metrics.RESAMPLES`` draws of
