@@ -14,8 +14,8 @@ For each checkpoint (with the ``.json`` sidecar its training script wrote) this:
    per-channel, calibrated on ``--calibration`` slices drawn across the whole folder) and
    keeps that variant only if validation AUC stays within 0.01 (Dice within 0.02) of
    float32, recording both figures; a segmenter's Dice counts at its mask threshold
-   (``--mask-threshold``, chosen on validation data with ``training/compare_models.py
-   --mask-thresholds``; else the checkpoint's, 0.5);
+   (``--mask-threshold``, chosen on validation data on the runtime's own masks with
+   ``training/evaluate.py --mask-thresholds``; else the checkpoint's, 0.5);
 5. with ``--series-data`` (validation folders; default ``--data``), gives each classifier its
    series thresholds (``ichinfer.series_thresholds``, what the verdict uses): per label the
    lowest with series-level specificity >= ``--series-specificity`` over those folders' series,
