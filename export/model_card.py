@@ -325,7 +325,7 @@ CANDIDATES = (
 #: the stages the bundled models come from (``training/make_bundled_models.sh``), as their row
 #: in the candidates' table on the current test phantoms (``models/evaluation.json``); they
 #: were not scored on ``phantoms-test``
-BUNDLED = "**bundled (stage X's classifier, stage Y's segmenter at 0.95)**"
+BUNDLED = "**bundled (stage X's classifier, stage Y's segmenter at 0.70)**"
 #: the bundle before stage P's classifier replaced stage G's
 BUNDLED_BEFORE_P = "stage G's classifier, stage L's segmenter (bundled before stage P)"
 #: the bundle before stage X's classifier replaced stage P's
@@ -335,6 +335,11 @@ BUNDLED_BEFORE_Y = "stage X's classifier, stage L's segmenter (bundled before st
 #: the bundle before stage Y's mask threshold was chosen again (0.80 -> 0.95, same weights)
 BUNDLED_BEFORE_Y_THRESHOLD = (
     "stage X's classifier, stage Y's segmenter at 0.80 (bundled before its threshold rule)"
+)
+#: the bundle before the mask threshold was chosen on the runtime's masks (0.95 -> 0.70)
+BUNDLED_BEFORE_Z_THRESHOLD = (
+    "stage X's classifier, stage Y's segmenter at 0.95 (bundled before the runtime's "
+    "threshold rule)"
 )
 #: earlier stages on stage D's generator's test phantoms (``models/evaluation.json``'s)
 REPLACED_ON_CURRENT_TEST = (
@@ -351,6 +356,8 @@ REPLACED_ON_CURRENT_TEST = (
     (BUNDLED_BEFORE_Y, "training/trials/bundle-before-y-evaluation-test2.json"),
     (BUNDLED_BEFORE_Y_THRESHOLD,
      "training/trials/bundle-before-threshold-y-evaluation-test2.json"),
+    (BUNDLED_BEFORE_Z_THRESHOLD,
+     "training/trials/bundle-before-threshold-z-evaluation-test2.json"),
 )
 
 
