@@ -1008,5 +1008,8 @@ python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a
 # the current generator's test seeds at the three thresholds the bundle has carried, one run
 python training/evaluate.py --only segment --data "$DATA/phantoms-test6a" \
     --mask-thresholds 0.70 0.80 0.95 --out training/trials/segmenter-test6a-thresholds.json
+python training/evaluate.py --only segment --gate --data "$DATA/phantoms-test2" \
+    "$DATA/phantoms-test5a" "$DATA/phantoms-test5b" --real ../shared/data \
+    --out training/trials/gate-on-test-stage-y-070.json
 
 python export/model_card.py
