@@ -1011,5 +1011,8 @@ python training/evaluate.py --only segment --data "$DATA/phantoms-test6a" \
 python training/evaluate.py --only segment --gate --data "$DATA/phantoms-test2" \
     "$DATA/phantoms-test5a" "$DATA/phantoms-test5b" --real ../shared/data \
     --out training/trials/gate-on-test-stage-y-070.json
+python training/evaluate.py --only segment --mirror --data "$DATA/phantoms-test2" \
+    "$DATA/phantoms-test5a" "$DATA/phantoms-test5b" --real ../shared/data \
+    --out training/trials/mirror-segmenter-test2-test5-stage-y-070.json
 
 python export/model_card.py
