@@ -934,8 +934,8 @@ cp models/densenet_unet.onnx models/densenet_unet.int8.onnx runs/stage-l/models/
 cp models/evaluation.json training/trials/bundle-before-y-evaluation-test2.json
 cp training/trials/bundle-evaluation-test2-test5.json \
     training/trials/bundle-before-y-evaluation-test2-test5.json
-bundle_segmenter_y() {  # bundle_segmenter_y THRESHOLD SUFFIX: stage Y's checkpoint into the
-    # bundle at that mask threshold, then the card's evaluations and --gate's, files named SUFFIX
+bundle_at_threshold() {  # bundle_at_threshold THRESHOLD: stage Y's checkpoint into the
+    # bundle at that mask threshold, then the card's two evaluations
     python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
         --segmenter runs/ft28/densenet_unet.keras --mask-threshold "$1" \
         --data "$DATA/phantoms-val" --update
@@ -944,6 +944,10 @@ bundle_segmenter_y() {  # bundle_segmenter_y THRESHOLD SUFFIX: stage Y's checkpo
         --out models/evaluation.json
     python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
         "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
+}
+bundle_segmenter_y() {  # bundle_segmenter_y THRESHOLD SUFFIX: bundle_at_threshold, then
+    # --gate's evaluations, files named SUFFIX
+    bundle_at_threshold "$1"
     local gate extra
     for gate in off on; do
         extra=()
@@ -997,14 +1001,7 @@ python training/evaluate.py --only segment --data "$DATA/phantoms-val11a" \
 cp models/evaluation.json training/trials/bundle-before-threshold-z-evaluation-test2.json
 cp training/trials/bundle-evaluation-test2-test5.json \
     training/trials/bundle-before-threshold-z-evaluation-test2-test5.json
-python export/to_onnx.py --classifier /nonexistent --seed-cnn /nonexistent \
-    --segmenter runs/ft28/densenet_unet.keras --mask-threshold 0.70 \
-    --data "$DATA/phantoms-val" --update
-python export/from_onnx.py --model-dir models --out runs/bundled densenet_unet
-python training/evaluate.py --data "$DATA/phantoms-test2" --real ../shared/data \
-    --out models/evaluation.json
-python training/evaluate.py --data "$DATA/phantoms-test2" "$DATA/phantoms-test5a" \
-    "$DATA/phantoms-test5b" --out training/trials/bundle-evaluation-test2-test5.json
+bundle_at_threshold 0.70
 # the current generator's test seeds at the three thresholds the bundle has carried, one run
 python training/evaluate.py --only segment --data "$DATA/phantoms-test6a" \
     --mask-thresholds 0.70 0.80 0.95 --out training/trials/segmenter-test6a-thresholds.json
