@@ -164,7 +164,7 @@ def evaluate_segmenter(path: Path, data: Path | Sequence[Path], gate_with=None,
     per, per_prior = [], []
     parts, groups = [], []  # per slice, for the intervals: (overlap, sizes) twice, has a bleed
     volumes = []
-    truth_volumes = {k: v for f in _folders(data) for k, v in _truth_volumes(f).items()}
+    truth_volumes = _truth_volumes_of(data)
     for series in segmented:
         for sl in series.slices:
             own = Path(sl.path)
@@ -243,7 +243,7 @@ def evaluate_segmenter_thresholds(path: Path, data: Path | Sequence[Path],
     ts = sorted({float(t) for t in thresholds} | {reference})
     t0 = time.time()
     scan = scan_inputs([f / "stage_2_train" for f in _folders(data)], on_error="raise")
-    truth_volumes = {k: v for f in _folders(data) for k, v in _truth_volumes(f).items()}
+    truth_volumes = _truth_volumes_of(data)
     parts: dict[float, list] = {t: [] for t in ts}  # per slice: (overlap, sizes)
     free = {t: [0, 0.0] for t in ts}  # on bleed-free series: slices marked, mL
     volumes: dict[float, list] = {t: [] for t in ts}
@@ -254,15 +254,16 @@ def evaluate_segmenter_thresholds(path: Path, data: Path | Sequence[Path],
         truths = [slice_mask(Path(sl.path).parent.parent, Path(sl.path)) > 0
                   for sl in at[0].slices]
         bleeds = [bool(truth.any()) for truth in truths]
+        bleed_free = not any(bleeds)
         bleeding += bleeds
         groups += [series.series_uid] * len(truths)
-        free_series += not any(bleeds)
-        free_slices += 0 if any(bleeds) else len(truths)
+        free_series += bleed_free
+        free_slices += len(truths) if bleed_free else 0
         true_ml = truth_volumes.get(series.series_uid)
         for t, result in zip(ts, at, strict=True):
             parts[t] += [_dice_parts(truth, sl.mask > 0)
                          for truth, sl in zip(truths, result.slices, strict=True)]
-            if not any(bleeds):
+            if bleed_free:
                 free[t][0] += sum(bool(sl.mask.any()) for sl in result.slices)
                 free[t][1] += result.volume_ml or 0.0
             if true_ml is not None and true_ml > 0.5 and result.volume_ml is not None:
@@ -309,6 +310,11 @@ def evaluate_segmenter_thresholds(path: Path, data: Path | Sequence[Path],
         "seconds": round(seconds, 1),
         "thresholds": rows,
     }
+
+
+def _truth_volumes_of(data: Path | Sequence[Path]) -> dict[str, float]:
+    """:func:`_truth_volumes` of every folder, merged (series UIDs are unique across them)."""
+    return {k: v for f in _folders(data) for k, v in _truth_volumes(f).items()}
 
 
 def _truth_volumes(data: Path) -> dict[str, float]:
